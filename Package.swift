@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+// pruned: a pruning-research training daemon in Swift on OpenBLAS.
+import PackageDescription
+
+/// Kernels must be fast even in `swift test` (debug): optimise the numeric targets always.
+let optimised: [SwiftSetting] = [.unsafeFlags(["-O"]), .swiftLanguageMode(.v5)]
+let plain: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "pruned",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "pruned", targets: ["pruned"]),
+        .library(name: "Engine", targets: ["Engine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd",
+                       providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "Engine", dependencies: ["CBLAS", "CZlib"], swiftSettings: optimised),
+        .target(name: "Training", dependencies: ["Engine"], swiftSettings: optimised),
+        .executableTarget(name: "pruned", dependencies: [
+            "Training", "Engine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: plain),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"], swiftSettings: optimised),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine"], swiftSettings: plain),
+    ]
+)

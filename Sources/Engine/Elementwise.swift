@@ -1,0 +1,203 @@
+// Shape-preserving and reshaping layers: ReLU, Flatten ([C, N, H, W] → [N, C·H·W] in PyTorch's
+// (c, h, w) order) and the pooling layers (max and average, square window, no padding).
+
+public final class ReLU: Layer {
+    public let name: String
+    public var computesInputGradient = true
+    private let output = FloatBuffer(count: 0)
+    private let gradInput = FloatBuffer(count: 0)
+    private var out: Activation?
+
+    public init(_ name: String) { self.name = name }
+    public func outputShape(_ s: FeatureShape) -> FeatureShape { s }
+
+    public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        output.reserve(x.count)
+        let y = output.ptr, src = x.data
+        ctx.workers.forEachRange(x.count, minimumPerThread: 1 << 14) { r in
+            for i in r { y[i] = max(src[i], 0) }
+        }
+        let a = Activation(data: y, channels: x.channels, batch: x.batch, height: x.height, width: x.width, layout: x.layout)
+        out = a
+        return a
+    }
+
+    public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+        guard let y = out else { return dy }
+        gradInput.reserve(y.count)
+        let dx = gradInput.ptr, yp = y.data, g = dy.data
+        ctx.workers.forEachRange(y.count, minimumPerThread: 1 << 14) { r in
+            for i in r { let d = g[i]; dx[i] = yp[i] > 0 ? d : 0 }
+        }
+        return Activation(data: dx, channels: y.channels, batch: y.batch, height: y.height, width: y.width, layout: y.layout)
+    }
+}
+
+public final class Flatten: Layer {
+    public let name: String
+    public var computesInputGradient = true
+    private let output = FloatBuffer(count: 0)
+    private let gradInput = FloatBuffer(count: 0)
+    private var input: Activation?
+
+    public init(_ name: String) { self.name = name }
+    public func outputShape(_ s: FeatureShape) -> FeatureShape {
+        FeatureShape(channels: s.channels * s.height * s.width, height: 1, width: 1, layout: .rowMajor)
+    }
+
+    public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        input = x
+        let f = x.channels * x.plane, n = x.batch, plane = x.plane
+        output.reserve(x.count)
+        let y = output.ptr
+        for c in 0 ..< x.channels {
+            for b in 0 ..< n {
+                (y + b * f + c * plane).update(from: x.data + c * x.perChannel + b * plane, count: plane)
+            }
+        }
+        return Activation(data: y, channels: f, batch: n, height: 1, width: 1, layout: .rowMajor)
+    }
+
+    public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+        guard let x = input else { return dy }
+        let f = x.channels * x.plane, n = x.batch, plane = x.plane
+        gradInput.reserve(x.count)
+        let dx = gradInput.ptr
+        for c in 0 ..< x.channels {
+            for b in 0 ..< n {
+                (dx + c * x.perChannel + b * plane).update(from: dy.data + b * f + c * plane, count: plane)
+            }
+        }
+        return Activation(data: dx, channels: x.channels, batch: n, height: x.height, width: x.width)
+    }
+}
+
+/// Max pooling, window k, stride s, no padding; ties go to the first maximum in row-major order.
+public final class MaxPool2D: Layer {
+    public let name: String
+    public let kernel: Int
+    public let stride: Int
+    public var computesInputGradient = true
+    private let output = FloatBuffer(count: 0)
+    private let gradInput = FloatBuffer(count: 0)
+    private var argmax: UnsafeMutablePointer<Int32> = .allocate(capacity: 1)
+    private var argmaxCapacity = 0
+    private var input: Activation?
+
+    public init(_ name: String, kernel: Int = 2, stride: Int = 2) {
+        self.name = name
+        self.kernel = kernel
+        self.stride = stride
+    }
+
+    deinit { argmax.deallocate() }
+
+    public func outputShape(_ s: FeatureShape) -> FeatureShape {
+        FeatureShape(channels: s.channels, height: (s.height - kernel) / stride + 1, width: (s.width - kernel) / stride + 1)
+    }
+
+    public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        input = x
+        let o = outputShape(x.shape)
+        let images = x.channels * x.batch, ho = o.height, wo = o.width, h = x.height, w = x.width
+        let total = images * ho * wo
+        output.reserve(total)
+        if argmaxCapacity < total {
+            argmax.deallocate()
+            argmax = .allocate(capacity: total)
+            argmaxCapacity = total
+        }
+        let y = output.ptr, am = argmax, k = kernel, s = stride, src = x.data
+        ctx.workers.forEachRange(images, minimumPerThread: 16) { r in
+            for img in r {
+                let xi = src + img * h * w, yi = y + img * ho * wo, ai = am + img * ho * wo
+                for oy in 0 ..< ho {
+                    for ox in 0 ..< wo {
+                        var best = -Float.infinity, bi = (oy * s) * w + ox * s
+                        for ky in 0 ..< k {
+                            for kx in 0 ..< k {
+                                let idx = (oy * s + ky) * w + ox * s + kx
+                                let v = xi[idx]
+                                if v > best || v.isNaN { best = v; bi = idx }
+                            }
+                        }
+                        yi[oy * wo + ox] = best
+                        ai[oy * wo + ox] = Int32(bi)
+                    }
+                }
+            }
+        }
+        return Activation(data: y, channels: x.channels, batch: x.batch, height: ho, width: wo)
+    }
+
+    public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+        guard let x = input else { return dy }
+        gradInput.reserve(x.count)
+        let dx = gradInput.ptr, am = argmax, g = dy.data
+        let images = x.channels * x.batch, plane = x.plane, oplane = dy.plane
+        ctx.workers.forEachRange(images, minimumPerThread: 16) { r in
+            for img in r {
+                let d = dx + img * plane, a = am + img * oplane, gi = g + img * oplane
+                d.update(repeating: 0, count: plane)
+                for j in 0 ..< oplane { d[Int(a[j])] += gi[j] }
+            }
+        }
+        return Activation(data: dx, channels: x.channels, batch: x.batch, height: x.height, width: x.width)
+    }
+}
+
+/// Average pooling with window = stride = k, no padding (ResNet heads: 4×4 → 1×1, 8×8 → 1×1).
+public final class AvgPool2D: Layer {
+    public let name: String
+    public let kernel: Int
+    public var computesInputGradient = true
+    private let output = FloatBuffer(count: 0)
+    private let gradInput = FloatBuffer(count: 0)
+    private var input: Activation?
+
+    public init(_ name: String, kernel: Int) {
+        self.name = name
+        self.kernel = kernel
+    }
+
+    public func outputShape(_ s: FeatureShape) -> FeatureShape {
+        FeatureShape(channels: s.channels, height: s.height / kernel, width: s.width / kernel)
+    }
+
+    public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        input = x
+        let o = outputShape(x.shape)
+        let images = x.channels * x.batch, ho = o.height, wo = o.width, w = x.width, k = kernel
+        output.reserve(images * ho * wo)
+        let y = output.ptr, src = x.data, inv = 1 / Float(k * k), plane = x.plane
+        for img in 0 ..< images {
+            let xi = src + img * plane, yi = y + img * ho * wo
+            for oy in 0 ..< ho {
+                for ox in 0 ..< wo {
+                    var s: Float = 0
+                    for ky in 0 ..< k { for kx in 0 ..< k { s += xi[(oy * k + ky) * w + ox * k + kx] } }
+                    yi[oy * wo + ox] = s * inv
+                }
+            }
+        }
+        return Activation(data: y, channels: x.channels, batch: x.batch, height: ho, width: wo)
+    }
+
+    public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+        guard let x = input else { return dy }
+        gradInput.reserve(x.count)
+        let dx = gradInput.ptr, k = kernel, w = x.width, ho = dy.height, wo = dy.width, inv = 1 / Float(k * k)
+        let images = x.channels * x.batch, plane = x.plane
+        for img in 0 ..< images {
+            let d = dx + img * plane, g = dy.data + img * ho * wo
+            d.update(repeating: 0, count: plane)
+            for oy in 0 ..< ho {
+                for ox in 0 ..< wo {
+                    let v = g[oy * wo + ox] * inv
+                    for ky in 0 ..< k { for kx in 0 ..< k { d[(oy * k + ky) * w + ox * k + kx] = v } }
+                }
+            }
+        }
+        return Activation(data: dx, channels: x.channels, batch: x.batch, height: x.height, width: x.width)
+    }
+}

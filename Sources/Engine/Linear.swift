@@ -1,0 +1,82 @@
+// Fully connected layer: x [N, in] → y [N, out] = x·Wᵀ + b, weight [out, in] (PyTorch order).
+// Workers own fixed row ranges of the batch; weight-gradient partials are summed in order.
+
+public final class Linear: Layer {
+    public let name: String
+    public let inFeatures: Int
+    public let outFeatures: Int
+    public let weight: TensorSlot
+    public let bias: TensorSlot
+    public var computesInputGradient = true
+
+    private unowned let store: ParameterStore
+    private let output = FloatBuffer(count: 0)
+    private let gradInput = FloatBuffer(count: 0)
+    private var input: Activation?
+
+    public init(_ name: String, store: ParameterStore, inFeatures: Int, outFeatures: Int,
+                weightInit: Initialiser? = nil, biasInit: Initialiser? = nil) {
+        self.name = name
+        self.store = store
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        // PyTorch's default: U(±1/√fan_in) for both weight and bias.
+        let bound = 1 / Double(inFeatures).squareRoot()
+        weight = store.parameter(name + ".weight", shape: [outFeatures, inFeatures], init: weightInit ?? .uniform(bound: bound))
+        bias = store.parameter(name + ".bias", shape: [outFeatures], init: biasInit ?? .uniform(bound: bound))
+    }
+
+    public func outputShape(_ s: FeatureShape) -> FeatureShape {
+        FeatureShape(channels: outFeatures, height: 1, width: 1, layout: .rowMajor)
+    }
+
+    private func parts(_ n: Int, _ ctx: ExecutionContext) -> Int { max(1, min(ctx.threads, n / 8)) }
+
+    public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        input = x
+        let n = x.batch, inF = inFeatures, outF = outFeatures
+        output.reserve(n * outF)
+        let y = output.ptr, w = store.value(weight), b = store.value(bias)
+        let p = parts(n, ctx)
+        ctx.workers.run { t in
+            guard t < p else { return }
+            let r = partition(n, parts: p, index: t)
+            for i in r { (y + i * outF).update(from: b, count: outF) }
+            gemm(transB: true, m: r.count, n: outF, k: inF, a: x.data + r.lowerBound * inF, lda: inF,
+                 b: w, ldb: inF, beta: 1, c: y + r.lowerBound * outF, ldc: outF)
+        }
+        return Activation(data: y, channels: outF, batch: n, height: 1, width: 1, layout: .rowMajor)
+    }
+
+    public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+        guard let x = input else { return dy }
+        let n = x.batch, inF = inFeatures, outF = outFeatures
+        let w = store.value(weight), gw = store.gradient(weight), gb = store.gradient(bias)
+        let needDX = computesInputGradient
+        if needDX { gradInput.reserve(n * inF) }
+        let dx = gradInput.ptr
+        let p = parts(n, ctx)
+        ctx.workers.run { t in
+            guard t < p else { return }
+            let r = partition(n, parts: p, index: t)
+            let dW = t == 0 ? gw : ctx.scratch(t, 1, outF * inF)
+            if t != 0 { dW.update(repeating: 0, count: outF * inF) }
+            gemm(transA: true, m: outF, n: inF, k: r.count, a: dy.data + r.lowerBound * outF, lda: outF,
+                 b: x.data + r.lowerBound * inF, ldb: inF, beta: 1, c: dW, ldc: inF)
+            if needDX {
+                gemm(m: r.count, n: inF, k: outF, a: dy.data + r.lowerBound * outF, lda: outF,
+                     b: w, ldb: inF, c: dx + r.lowerBound * inF, ldc: inF)
+            }
+        }
+        for t in 1 ..< p {
+            let part = ctx.scratch(t, 1, outF * inF)
+            for i in 0 ..< outF * inF { gw[i] += part[i] }
+        }
+        for j in 0 ..< outF {
+            var s = 0.0
+            for i in 0 ..< n { s += Double(dy.data[i * outF + j]) }
+            gb[j] += Float(s)
+        }
+        return Activation(data: dx, channels: x.channels, batch: n, height: x.height, width: x.width, layout: x.layout)
+    }
+}
