@@ -26,12 +26,13 @@ let package = Package(
         .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd",
                        providers: [.apt(["libsystemd-dev"])]),
         .target(name: "Engine", dependencies: ["CBLAS", "CZlib"], swiftSettings: optimised),
-        .target(name: "Training", dependencies: ["Engine"], swiftSettings: optimised),
+        .target(name: "PrunedJSON", swiftSettings: plain),
+        .target(name: "Training", dependencies: ["Engine", "PrunedJSON"], swiftSettings: optimised),
         .executableTarget(name: "pruned", dependencies: [
             "Training", "Engine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: plain),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], swiftSettings: optimised),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine"], swiftSettings: plain),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "PrunedJSON"], swiftSettings: plain),
     ]
 )

@@ -20,6 +20,30 @@ public final class Network {
 
     public var parameterCount: Int { store.parameterCount }
 
+    /// Optional per-layer timing (set by benchmarks; the engine itself reads no clock).
+    public var profiler: LayerProfiler?
+
+    /// Multiply-accumulates of one forward pass of one sample (convolutions and dense layers).
+    public func forwardMACs() -> Int {
+        var s = inputShape, total = 0
+        func conv(_ c: Conv2D, _ input: FeatureShape) -> Int {
+            let o = c.outputShape(input)
+            return o.channels * o.height * o.width * c.inChannels * c.kernel * c.kernel
+        }
+        for l in layers {
+            switch l {
+            case let c as Conv2D: total += conv(c, s)
+            case let d as Linear: total += d.inFeatures * d.outFeatures
+            case let b as BasicBlock:
+                total += conv(b.conv1, s) + conv(b.conv2, b.conv1.outputShape(s))
+                if case .projection(let c, _) = b.shortcut { total += conv(c, s) }
+            default: break
+            }
+            s = l.outputShape(s)
+        }
+        return total
+    }
+
     /// Per-sample output shape of every layer, in order.
     public func shapes() -> [(String, FeatureShape)] {
         var s = inputShape
@@ -28,6 +52,10 @@ public final class Network {
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
         var a = x
+        if let p = profiler {
+            for l in layers { let t = p.now(); a = l.forward(a, ctx); p.record(l.name, backward: false, seconds: p.now() - t) }
+            return a
+        }
         for l in layers { a = l.forward(a, ctx) }
         return a
     }
@@ -35,6 +63,16 @@ public final class Network {
     /// Backpropagates ∂loss/∂logits; parameter gradients accumulate into `store.gradients`.
     public func backward(_ dLogits: Activation, _ ctx: ExecutionContext) {
         var g = dLogits
+        if let p = profiler {
+            for l in layers.reversed() { let t = p.now(); g = l.backward(g, ctx); p.record(l.name, backward: true, seconds: p.now() - t) }
+            return
+        }
         for l in layers.reversed() { g = l.backward(g, ctx) }
     }
+}
+
+/// Receives per-layer timings when installed on a network.
+public protocol LayerProfiler: AnyObject {
+    func now() -> Double
+    func record(_ layer: String, backward: Bool, seconds: Double)
 }

@@ -1,0 +1,95 @@
+// The throughput benchmark behind `pruned bench`: training steps (forward + loss + backward +
+// optimizer) at a training batch and evaluation at an evaluation batch, on synthetic
+// normalised inputs, warm-up excluded, median over repetitions; optional per-layer profile.
+import Engine
+import Foundation
+import PrunedJSON
+
+public struct BenchResult: Sendable {
+    public var model: String
+    public var mode: String
+    public var threads: Int
+    public var batch: Int
+    public var imagesPerSecond: Double
+    public var gflops: Double
+    public var secondsPerBatch: Double
+
+    public var json: JSON {
+        .object([("model", .string(model)), ("mode", .string(mode)), ("threads", .number(Double(threads))),
+                 ("batch", .number(Double(batch))), ("images_per_second", .number((imagesPerSecond * 10).rounded() / 10)),
+                 ("gflops", .number((gflops * 10).rounded() / 10)), ("seconds_per_batch", .number(secondsPerBatch))])
+    }
+}
+
+final class TimingProfiler: LayerProfiler {
+    var forward: [String: Double] = [:]
+    var backward: [String: Double] = [:]
+    var order: [String] = []
+    func now() -> Double { Trainer.monotonicSeconds() }
+    func record(_ layer: String, backward isBackward: Bool, seconds: Double) {
+        if forward[layer] == nil && backward[layer] == nil { order.append(layer) }
+        if isBackward { backward[layer, default: 0] += seconds } else { forward[layer, default: 0] += seconds }
+    }
+}
+
+public enum Benchmark {
+    public static func run(architecture: Architecture, threads: Int, batch: Int, evalBatch: Int, repetitions: Int,
+                           profile: Bool, log: (String) -> Void) -> [BenchResult] {
+        let net = ModelFactory.make(architecture, classes: 10, seed: 1)
+        let ctx = ExecutionContext(threads: threads)
+        let opt = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0), parameterCount: net.parameterCount)
+        let loss = SoftmaxCrossEntropy()
+        let maxBatch = max(batch, evalBatch)
+        let input = FloatBuffer(count: maxBatch * 3 * 32 * 32)
+        var rng = CounterRNG(seed: 7, purpose: .noise)
+        for i in 0 ..< input.count { input[i] = Float(rng.normal()) }
+        let labels = (0 ..< maxBatch).map { Int32($0 % 10) }
+        let macs = Double(net.forwardMACs())
+        var results: [BenchResult] = []
+
+        func trainStep() {
+            ctx.training = true
+            let logits = net.forward(Activation(data: input.ptr, channels: 3, batch: batch, height: 32, width: 32), ctx)
+            _ = labels.withUnsafeBufferPointer { loss.evaluate(logits, labels: $0.baseAddress!, computeGradient: true) }
+            net.store.zeroGradients()
+            net.backward(Activation(data: loss.gradient.ptr, channels: 10, batch: batch, height: 1, width: 1, layout: .rowMajor), ctx)
+            opt.apply(net.store, lr: 1e-3, workers: ctx.workers)
+        }
+        func evalStep() {
+            ctx.training = false
+            let logits = net.forward(Activation(data: input.ptr, channels: 3, batch: evalBatch, height: 32, width: 32), ctx)
+            _ = labels.withUnsafeBufferPointer { loss.evaluate(logits, labels: $0.baseAddress!, computeGradient: false) }
+        }
+        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+        func time(_ body: () -> Void) -> Double {
+            let t = Trainer.monotonicSeconds(); body(); return Trainer.monotonicSeconds() - t
+        }
+
+        trainStep(); trainStep()   // warm-up: buffers allocated, pages touched
+        let train = median((0 ..< repetitions).map { _ in time(trainStep) })
+        results.append(BenchResult(model: architecture.rawValue, mode: "train", threads: threads, batch: batch,
+                                   imagesPerSecond: Double(batch) / train, gflops: 6 * macs * Double(batch) / train / 1e9,
+                                   secondsPerBatch: train))
+        evalStep()
+        let eval = median((0 ..< max(3, repetitions / 2)).map { _ in time(evalStep) })
+        results.append(BenchResult(model: architecture.rawValue, mode: "eval", threads: threads, batch: evalBatch,
+                                   imagesPerSecond: Double(evalBatch) / eval, gflops: 2 * macs * Double(evalBatch) / eval / 1e9,
+                                   secondsPerBatch: eval))
+        if profile {
+            let p = TimingProfiler()
+            net.profiler = p
+            for _ in 0 ..< repetitions { trainStep() }
+            net.profiler = nil
+            let total = p.order.reduce(0.0) { $0 + p.forward[$1, default: 0] + p.backward[$1, default: 0] }
+            log("per-layer profile, \(architecture.rawValue), \(threads) thread(s), batch \(batch), ms per step (forward / backward / share):")
+            for name in p.order {
+                let f = p.forward[name, default: 0] / Double(repetitions) * 1000
+                let b = p.backward[name, default: 0] / Double(repetitions) * 1000
+                log(String(format: "  %-22@ %8.2f %8.2f %6.1f%%", name as NSString, f, b, 100 * (f + b) / 1000 * Double(repetitions) / max(total, 1e-12)))
+            }
+            log(String(format: "  layers total %.1f ms of a %.1f ms step (the rest: optimizer, loss, zeroing)",
+                       total / Double(repetitions) * 1000, train * 1000))
+        }
+        return results
+    }
+}

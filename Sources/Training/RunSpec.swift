@@ -1,0 +1,126 @@
+// The run spec: everything that defines one training run, read strictly from JSON and written
+// back in canonical form (all defaults filled in) into the run directory, so a run records
+// exactly what it ran. The pruning and noise sections of the experiments slot in beside
+// "optimizer" as further objects.
+import Engine
+import PrunedJSON
+
+public struct OptimizerSpec: Sendable, Equatable {
+    public enum Kind: String, CaseIterable, Sendable { case adam, sgd }
+    public var kind: Kind = .adam
+    public var lr: Double = 1e-3
+    public var weightDecay: Double = 0
+    public var momentum: Double = 0.9
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.999
+    public var eps: Double = 1e-8
+
+    public var engineKind: OptimizerKind {
+        switch kind {
+        case .adam: return .adam(beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
+        case .sgd: return .sgd(momentum: momentum, weightDecay: weightDecay)
+        }
+    }
+}
+
+public struct DataSpec: Sendable, Equatable {
+    public var kind: DatasetKind
+    public var path: String
+    /// Use only the first N training / test samples (file order); nil = all.
+    public var trainLimit: Int?
+    public var testLimit: Int?
+}
+
+public struct RunSpec: Sendable, Equatable {
+    public var name: String = ""
+    public var architecture: Architecture
+    public var width: Double = 1
+    public var data: DataSpec
+    public var augment: Bool = false
+    public var optimizer = OptimizerSpec()
+    public var milestones: [Int] = [150, 300]
+    public var gamma: Double = 0.1
+    public var epochs: Int
+    public var batchSize: Int = 128
+    public var testBatchSize: Int = 256
+    public var seed: UInt64 = 0
+
+    public init(architecture: Architecture, data: DataSpec, epochs: Int, seed: UInt64 = 0) {
+        self.architecture = architecture
+        self.data = data
+        self.epochs = epochs
+        self.seed = seed
+    }
+
+    public var schedule: MultiStepSchedule { MultiStepSchedule(baseLR: optimizer.lr, milestones: milestones, gamma: gamma) }
+
+    /// Parses and validates a spec; every problem is a SpecError naming its field.
+    public static func parse(_ text: String) throws -> RunSpec {
+        let json: JSON
+        do { json = try JSON.parse(text) } catch let e as JSONParseError {
+            throw SpecError(field: "", message: e.description)
+        }
+        return try RunSpec(json: json)
+    }
+
+    public init(json: JSON) throws {
+        let r = try FieldReader(json, path: "")
+        name = try r.string("name", default: "")
+        architecture = try r.choice("model", Architecture.self)
+        width = try r.double("width", default: 1, { $0 > 0 && $0 <= 4 }, "in (0, 4]")
+        guard let d = try r.object("dataset") else {
+            throw SpecError(field: "dataset", message: "is required (an object with kind and path)")
+        }
+        data = DataSpec(kind: try d.choice("kind", DatasetKind.self), path: try d.string("path"),
+                        trainLimit: try d.optionalInt("train_limit", { $0 > 0 }, "a positive integer"),
+                        testLimit: try d.optionalInt("test_limit", { $0 > 0 }, "a positive integer"))
+        if data.path.isEmpty { throw SpecError(field: "dataset.path", message: "must not be empty") }
+        try d.finish()
+        augment = try r.bool("augment", default: false)
+        if let o = try r.object("optimizer") {
+            optimizer.kind = try o.choice("kind", OptimizerSpec.Kind.self, default: .adam)
+            let defaultLR = optimizer.kind == .adam ? 1e-3 : 0.1
+            optimizer.lr = try o.double("lr", default: defaultLR, { $0 > 0 && $0 < 10 }, "in (0, 10)")
+            optimizer.weightDecay = try o.double("weight_decay", default: 0, { $0 >= 0 && $0 < 1 }, "in [0, 1)")
+            switch optimizer.kind {
+            case .sgd:
+                optimizer.momentum = try o.double("momentum", default: 0.9, { $0 >= 0 && $0 < 1 }, "in [0, 1)")
+            case .adam:
+                optimizer.beta1 = try o.double("beta1", default: 0.9, { $0 >= 0 && $0 < 1 }, "in [0, 1)")
+                optimizer.beta2 = try o.double("beta2", default: 0.999, { $0 >= 0 && $0 < 1 }, "in [0, 1)")
+                optimizer.eps = try o.double("eps", default: 1e-8, { $0 > 0 && $0 < 1 }, "in (0, 1)")
+            }
+            try o.finish()
+        }
+        epochs = try r.int("epochs", { $0 >= 1 && $0 <= 100_000 }, "in 1…100000")
+        milestones = try r.intArray("lr_milestones", default: [150, 300], { $0 >= 1 }, "a positive epoch count")
+        if milestones != milestones.sorted() {
+            throw SpecError(field: "lr_milestones", message: "must be increasing, got \(milestones)")
+        }
+        gamma = try r.double("lr_gamma", default: 0.1, { $0 > 0 && $0 <= 1 }, "in (0, 1]")
+        batchSize = try r.int("batch_size", default: 128, { $0 >= 1 && $0 <= 8192 }, "in 1…8192")
+        testBatchSize = try r.int("test_batch_size", default: 256, { $0 >= 1 && $0 <= 8192 }, "in 1…8192")
+        seed = UInt64(try r.int("seed", default: 0, { $0 >= 0 }, "a non-negative integer"))
+        try r.finish()
+    }
+
+    /// Canonical JSON with every default filled in.
+    public var json: JSON {
+        var opt: [(String, JSON)] = [("kind", .string(optimizer.kind.rawValue)), ("lr", .number(optimizer.lr)),
+                                     ("weight_decay", .number(optimizer.weightDecay))]
+        switch optimizer.kind {
+        case .sgd: opt.append(("momentum", .number(optimizer.momentum)))
+        case .adam: opt += [("beta1", .number(optimizer.beta1)), ("beta2", .number(optimizer.beta2)), ("eps", .number(optimizer.eps))]
+        }
+        var dataset: [(String, JSON)] = [("kind", .string(data.kind.rawValue)), ("path", .string(data.path))]
+        if let l = data.trainLimit { dataset.append(("train_limit", .number(Double(l)))) }
+        if let l = data.testLimit { dataset.append(("test_limit", .number(Double(l)))) }
+        return .object([
+            ("name", .string(name)), ("model", .string(architecture.rawValue)), ("width", .number(width)),
+            ("dataset", .object(dataset)), ("augment", .bool(augment)), ("optimizer", .object(opt)),
+            ("epochs", .number(Double(epochs))), ("lr_milestones", .array(milestones.map { .number(Double($0)) })),
+            ("lr_gamma", .number(gamma)), ("batch_size", .number(Double(batchSize))),
+            ("test_batch_size", .number(Double(testBatchSize))), ("seed", .number(Double(seed))),
+        ])
+    }
+}

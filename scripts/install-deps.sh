@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pruned needs (build: OpenBLAS, zstd, systemd, zlib headers;
+# data: the real Fashion-MNIST). Skips apt entirely when everything is already there.
+set -euo pipefail
+packages=(libopenblas-dev libzstd-dev libsystemd-dev zlib1g-dev pkg-config dataset-fashion-mnist "$@")
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+echo "installing: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
