@@ -29,6 +29,13 @@ public struct DataSpec: Sendable, Equatable {
     /// Use only the first N training / test samples (file order); nil = all.
     public var trainLimit: Int?
     public var testLimit: Int?
+
+    public init(kind: DatasetKind, path: String, trainLimit: Int? = nil, testLimit: Int? = nil) {
+        self.kind = kind
+        self.path = path
+        self.trainLimit = trainLimit
+        self.testLimit = testLimit
+    }
 }
 
 public struct RunSpec: Sendable, Equatable {

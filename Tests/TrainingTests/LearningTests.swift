@@ -1,0 +1,116 @@
+// Learning on real data (Debian's full Fashion-MNIST) and determinism of whole runs.
+import Engine
+import Foundation
+import PrunedJSON
+import Testing
+import Training
+
+let fashionPath = "/usr/share/datasets/fashion-mnist"
+
+/// Fashion-MNIST loaded once (normalisation from the full training set).
+let fashionData: Result<PreparedData, Error> = Result {
+    try PreparedData.load(DataSpec(kind: .fashion_mnist, path: fashionPath, trainLimit: nil, testLimit: nil))
+}
+
+func fashion(train: Int, test: Int) -> PreparedData? {
+    switch fashionData {
+    case .success(let d):
+        return PreparedData(train: d.train.prefix(train), test: d.test.prefix(test), normalisation: d.normalisation)
+    case .failure(let e):
+        Issue.record("Fashion-MNIST is needed (apt-get install -y dataset-fashion-mnist): \(e)")
+        return nil
+    }
+}
+
+func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1, lr: Double = 1e-3, batch: Int = 128) -> RunSpec {
+    var s = RunSpec(architecture: arch, data: DataSpec(kind: .fashion_mnist, path: fashionPath, trainLimit: nil, testLimit: nil),
+                    epochs: epochs, seed: seed)
+    s.width = width
+    s.optimizer.lr = lr
+    s.batchSize = batch
+    return s
+}
+
+/// Learning tests are serialised: each uses both cores.
+@Suite(.serialized) struct LearningTests {
+    @Test func conv4LearnsFashionMNIST() throws {
+        guard let data = fashion(train: 6000, test: 2000) else { return }
+        let trainer = try Trainer(spec: spec(.conv4, epochs: 1, batch: 64), data: data, threads: 2)
+        let r = trainer.runEpoch()
+        print("conv4: train acc \(r.train.top1)%, test acc \(r.post.top1)% after one epoch of 6000 images at batch 64")
+        #expect(r.post.top1 >= 75, "Conv4 test accuracy \(r.post.top1)% on Fashion-MNIST; chance is 10%")
+        #expect(r.post.count == 2000 && r.train.count == 6000)
+        #expect(r.post.meanLoss < r.post.meanLoss.nextUp && r.post.meanLoss < 1.0)
+    }
+
+    @Test(arguments: [(Architecture.vgg11_bn, 0.25), (.resnet20, 0.5)])
+    func tinyModelsLearn(_ p: (Architecture, Double)) throws {
+        guard let data = fashion(train: 4000, test: 1000) else { return }
+        let trainer = try Trainer(spec: spec(p.0, width: p.1, epochs: 2), data: data, threads: 2)
+        var last: EpochRecord?
+        for _ in 0 ..< 2 { last = trainer.runEpoch() }
+        let acc = last?.post.top1 ?? 0
+        print("\(p.0.rawValue) width \(p.1): test acc \(acc)%")
+        #expect(acc >= 60, "\(p.0.rawValue) width \(p.1) reached only \(acc)% on Fashion-MNIST")
+    }
+
+    @Test func sameSeedSameWeightsBitForBit() throws {
+        guard let data = fashion(train: 300, test: 100) else { return }
+        func weights(seed: UInt64, threads: Int, augment: Bool = true) throws -> ([Float], [Float], [Float]) {
+            var s = spec(.resnet20, width: 0.25, epochs: 2, seed: seed, batch: 64)
+            s.augment = augment
+            let t = try Trainer(spec: s, data: data, threads: threads)
+            _ = t.runEpoch(); _ = t.runEpoch()
+            return (t.network.store.values.array, t.network.store.state.array, t.optimizer.moment2.array)
+        }
+        let a = try weights(seed: 5, threads: 2), b = try weights(seed: 5, threads: 2)
+        #expect(a.0 == b.0, "weights differ between two runs with the same seed")
+        #expect(a.1 == b.1, "BatchNorm running statistics differ")
+        #expect(a.2 == b.2, "Adam moments differ")
+        let c = try weights(seed: 6, threads: 2)
+        #expect(a.0 != c.0, "a different seed gave the same weights")
+        let one = try weights(seed: 5, threads: 1), oneAgain = try weights(seed: 5, threads: 1)
+        #expect(one.0 == oneAgain.0, "1-thread runs are not repeatable")
+    }
+
+    @Test func foregroundRunWritesMetricsAndSummary() throws {
+        guard case .success = fashionData else { Issue.record("Fashion-MNIST missing"); return }
+        let dir = NSTemporaryDirectory() + "pruned-run-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var s = spec(.conv4, width: 0.25, epochs: 2)
+        s.data.trainLimit = 500
+        s.data.testLimit = 200
+        s.milestones = [1]
+        var lines: [String] = []
+        let summary = try ForegroundRun.execute(spec: s, outDir: dir, threads: 2) { lines.append($0) }
+        #expect(summary.records.count == 2)
+        let metrics = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(metrics.count == 2)
+        let first = try JSON.parse(String(metrics[0])), second = try JSON.parse(String(metrics[1]))
+        #expect(first["epoch"]?.intValue == 1 && second["epoch"]?.intValue == 2)
+        // MultiStep: milestone 1 ⇒ epoch 1 trains at 1e-3, epoch 2 at 1e-4.
+        #expect(first["lr"]?.doubleValue == 1e-3)
+        #expect(second["lr"]?.doubleValue == 1e-3 * 0.1)
+        for key in ["train_loss", "train_acc", "test_loss", "test_acc", "test_acc5", "pre_test_acc", "seconds"] {
+            #expect(first[key]?.doubleValue != nil, "metrics line lacks \(key)")
+        }
+        // Without pruning, pre- and post-prune evaluations are the same measurement.
+        #expect(first["pre_test_acc"] == first["test_acc"])
+        let sum = try JSON.parse(String(contentsOfFile: dir + "/summary.json", encoding: .utf8))
+        #expect(sum["epochs"]?.intValue == 2)
+        #expect(sum["dataset_note"]?.stringValue?.contains("not CIFAR-10") == true)
+        let spec2 = try RunSpec(json: try JSON.parse(String(contentsOfFile: dir + "/spec.json", encoding: .utf8)))
+        #expect(spec2 == s)
+        // A second run into the same directory is refused and leaves the files alone.
+        #expect(throws: FileError.self) { try ForegroundRun.execute(spec: s, outDir: dir, threads: 1) { _ in } }
+        #expect(try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").count == 2)
+    }
+
+    @Test func missingDatasetIsAClearError() {
+        var s = spec(.conv4, epochs: 1)
+        s.data.path = "/nonexistent/fashion"
+        #expect { try PreparedData.load(s.data) } throws: { e in
+            "\(e)".contains("/nonexistent/fashion")
+        }
+    }
+}
