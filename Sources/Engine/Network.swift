@@ -23,6 +23,10 @@ public final class Network {
     /// Optional per-layer timing (set by benchmarks; the engine itself reads no clock).
     public var profiler: LayerProfiler?
 
+    /// Called before every forward call of a top-level convolution, in training and in
+    /// evaluation (noise injection modifies weights here, spec §7).
+    public var beforeConvolution: ((Conv2D) -> Void)?
+
     /// Multiply-accumulates of one forward pass of one sample (convolutions and dense layers).
     public func forwardMACs() -> Int {
         var s = inputShape, total = 0
@@ -52,6 +56,13 @@ public final class Network {
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
         var a = x
+        if let hook = beforeConvolution {
+            for l in layers {
+                if let c = l as? Conv2D { hook(c) }
+                a = l.forward(a, ctx)
+            }
+            return a
+        }
         if let p = profiler {
             for l in layers { let t = p.now(); a = l.forward(a, ctx); p.record(l.name, backward: false, seconds: p.now() - t) }
             return a

@@ -23,6 +23,25 @@ public final class BasicBlock: Layer {
         didSet { conv1.computesInputGradient = computesInputGradient; if case .projection(let c, _) = shortcut { c.computesInputGradient = computesInputGradient } }
     }
 
+    /// The "activations" pruning score (spec §5.3), when enabled: per-channel EMAs of the L1
+    /// norm (sum over batch and space) of BN1(conv1(x)) and of the post-shortcut, pre-ReLU sum,
+    /// updated on every 10th training forward of the block (A ← 0.1·Σ|·| + 0.9·A).
+    public private(set) var activationScores: (conv1: [Double], conv2: [Double])?
+    /// Training forwards seen since activation scoring was enabled.
+    public var trainingForwards = 0
+
+    public func enableActivationScores() {
+        if activationScores == nil {
+            activationScores = ([Double](repeating: 0, count: conv1.outChannels), [Double](repeating: 0, count: conv2.outChannels))
+        }
+    }
+
+    /// Restores scoring state (checkpoint resume).
+    public func restoreActivationScores(conv1 a: [Double], conv2 b: [Double], trainingForwards n: Int) {
+        activationScores = (a, b)
+        trainingForwards = n
+    }
+
     private let sum = FloatBuffer(count: 0)
     private let scOut = FloatBuffer(count: 0)
     private let gradSum = FloatBuffer(count: 0)
@@ -59,15 +78,44 @@ public final class BasicBlock: Layer {
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
         input = x
-        let o = bn2.forward(conv2.forward(relu1.forward(bn1.forward(conv1.forward(x, ctx), ctx), ctx), ctx), ctx)
+        var scoring = false
+        if activationScores != nil && ctx.training {
+            trainingForwards += 1
+            scoring = trainingForwards % 10 == 0
+        }
+        let b1 = bn1.forward(conv1.forward(x, ctx), ctx)
+        var sums1 = [Double](repeating: 0, count: scoring ? b1.channels : 0)
+        var sums2 = [Double](repeating: 0, count: scoring ? conv2.outChannels : 0)
+        if scoring {
+            sums1.withUnsafeMutableBufferPointer { out in
+                let o = out.baseAddress!, m = b1.perChannel
+                ctx.workers.forEachRange(b1.channels) { r in for c in r { o[c] = absoluteSum(b1.data + c * m, m) } }
+            }
+        }
+        let o = bn2.forward(conv2.forward(relu1.forward(b1, ctx), ctx), ctx)
         let s = shortcutForward(x, like: o, ctx)
         sum.reserve(o.count)
         let m = o.perChannel, y = sum.ptr, kp = keep.ptr
-        ctx.workers.forEachRange(o.channels) { r in
-            for c in r {
-                let yc = y + c * m, oc = o.data + c * m, sc = s + c * m, k = kp[c]
-                for i in 0 ..< m { yc[i] = max(oc[i] + k * sc[i], 0) }
+        sums2.withUnsafeMutableBufferPointer { out in
+            let acc = out.baseAddress
+            ctx.workers.forEachRange(o.channels) { r in
+                for c in r {
+                    let yc = y + c * m, oc = o.data + c * m, sc = s + c * m, k = kp[c]
+                    if let acc {
+                        // Pre-ReLU sum first (for the score), then the ReLU in place.
+                        for i in 0 ..< m { yc[i] = oc[i] + k * sc[i] }
+                        acc[c] = absoluteSum(yc, m)
+                        for i in 0 ..< m { yc[i] = max(yc[i], 0) }
+                    } else {
+                        for i in 0 ..< m { yc[i] = max(oc[i] + k * sc[i], 0) }
+                    }
+                }
             }
+        }
+        if scoring, var scores = activationScores {
+            for c in 0 ..< scores.conv1.count { scores.conv1[c] = 0.1 * sums1[c] + 0.9 * scores.conv1[c] }
+            for c in 0 ..< scores.conv2.count { scores.conv2[c] = 0.1 * sums2[c] + 0.9 * scores.conv2[c] }
+            activationScores = scores
         }
         let a = Activation(data: y, channels: o.channels, batch: o.batch, height: o.height, width: o.width)
         out = a
@@ -155,4 +203,23 @@ public final class BasicBlock: Layer {
         }
         return Activation(data: dx, channels: x.channels, batch: x.batch, height: x.height, width: x.width)
     }
+}
+
+/// Σ|x| over n floats in a fixed order (16 lanes, Double across blocks).
+@inline(__always)
+func absoluteSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
+    var total = 0.0, i = 0
+    while i < n {
+        let end = min(n, i + 4096)
+        var acc = SIMD16<Float>(repeating: 0)
+        while i + 16 <= end {
+            let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+            acc += v.replacing(with: -v, where: v .< 0)
+            i += 16
+        }
+        var block = Double(acc.sum())
+        while i < end { block += Double(abs(p[i])); i += 1 }
+        total += block
+    }
+    return total
 }

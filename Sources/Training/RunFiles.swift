@@ -65,7 +65,62 @@ public enum MetricsFormat {
             ("pre_test_loss", .number(r.pre.meanLoss)), ("pre_test_acc", .number(r.pre.top1)), ("pre_test_acc5", .number(r.pre.top5)),
             ("test_loss", .number(r.post.meanLoss)), ("test_acc", .number(r.post.top1)), ("test_acc5", .number(r.post.top5)),
             ("lr", .number(r.lr)), ("seconds", .number(r.seconds)), ("train_images_per_second", .number(r.trainImagesPerSecond)),
-        ])
+            ("trained", .bool(r.trained)),
+        ] + pruningFields(r))
+    }
+
+    static func pruningFields(_ r: EpochRecord) -> [(String, JSON)] {
+        guard !r.prunedCounts.isEmpty else { return [] }
+        var out: [(String, JSON)] = [
+            ("pruned", .object(r.prunedCounts.map { ($0.0, .number(Double($0.1))) })),
+            ("p_count", .number(Double(r.prunedCounts.reduce(0) { $0 + $1.1 }))),
+            ("avg_pruned_score", r.averagePrunedScore.map { $0 < 0 ? JSON.null : .number($0) } ?? .null),
+        ]
+        if let events = r.pruning, !events.isEmpty {
+            out.append(("prune_event", .object([
+                ("layers", .array(events.map { .object([("layer", .string($0.layer)), ("k", .number(Double($0.k))),
+                                                        ("mean_score", .number($0.meanScore))]) })),
+                ("t_pre", .number(r.pre.top1)), ("t_post", .number(r.post.top1)),
+                ("instability", r.instability.map { .number($0) } ?? .null),
+                ("instability_points", r.instabilityPoints.map { .number($0) } ?? .null),
+                ("stability", r.instability.map { .number(100 * (1 - $0)) } ?? .null),
+            ])))
+        }
+        return out
+    }
+}
+
+/// Per-run statistics of spec §6: stability over pruning epochs, best post-prune accuracy at
+/// or after the last pruning epoch, and the generalization gap at that epoch.
+public struct RunStatistics: Sendable {
+    /// 1-based epoch of the last pruning epoch, 0 when none (or scratch only).
+    public var lastPruningEpoch: Int
+    public var meanStability: Double
+    public var meanInstability: Double { 100 - meanStability }
+    public var meanInstabilityPoints: Double
+    public var bestTestAccuracy: Double
+    public var bestEpoch: Int
+    public var generalizationGap: Double
+
+    public init?(_ records: [EpochRecord]) {
+        guard !records.isEmpty else { return nil }
+        let pruning = records.filter(\.isPruningEpoch)
+        var last = pruning.map(\.epoch).max() ?? 0
+        var used = pruning
+        if last <= 1 { last = 0; used = [] }
+        lastPruningEpoch = last
+        let stabilities = used.compactMap(\.instability).map { 100 * (1 - $0) }
+        meanStability = stabilities.isEmpty ? 100 : stabilities.reduce(0, +) / Double(stabilities.count)
+        let points = used.compactMap(\.instabilityPoints)
+        meanInstabilityPoints = points.isEmpty ? 0 : points.reduce(0, +) / Double(points.count)
+        var best = records[0]
+        var found = false
+        for r in records where r.epoch >= last {
+            if !found || r.post.top1 > best.post.top1 { best = r; found = true }
+        }
+        bestTestAccuracy = best.post.top1
+        bestEpoch = best.epoch
+        generalizationGap = best.train.top1 - best.post.top1
     }
 }
 
@@ -76,8 +131,9 @@ public struct RunSummary: Sendable {
     public var threads: Int
     public var parameters: Int
     public var seconds: Double
+    /// Units (filters, neurons or weights) of each pruned layer.
+    public var totalUnits: [String: Int] = [:]
 
-    public var best: EpochRecord? { records.max { a, b in a.post.top1 < b.post.top1 || (a.post.top1 == b.post.top1 && a.epoch > b.epoch) } }
 
     public var json: JSON {
         var pairs: [(String, JSON)] = [
@@ -90,9 +146,21 @@ public struct RunSummary: Sendable {
             pairs += [("final_train_acc", .number(last.train.top1)), ("final_test_acc", .number(last.post.top1)),
                       ("final_test_loss", .number(last.post.meanLoss))]
         }
-        if let b = best {
-            pairs += [("best_test_acc", .number(b.post.top1)), ("best_epoch", .number(Double(b.epoch))),
-                      ("generalization_gap", .number(b.train.top1 - b.post.top1))]
+        if let st = RunStatistics(records) {
+            pairs += [("best_test_acc", .number(st.bestTestAccuracy)), ("best_epoch", .number(Double(st.bestEpoch))),
+                      ("generalization_gap", .number(st.generalizationGap)),
+                      ("last_pruning_epoch", .number(Double(st.lastPruningEpoch))),
+                      ("mean_stability", .number(st.meanStability)), ("mean_instability", .number(st.meanInstability)),
+                      ("mean_instability_points", .number(st.meanInstabilityPoints)),
+                      ("pruning_epochs", .number(Double(records.filter(\.isPruningEpoch).count)))]
+        }
+        if let last = records.last, !last.prunedCounts.isEmpty, let plan = spec.pruning {
+            pairs.append(("final_sparsity", .object(last.prunedCounts.map { name, count in
+                let total = totalUnits[name] ?? 0
+                return (name, .object([("pruned", .number(Double(count))), ("units", .number(Double(total))),
+                                       ("fraction", .number(total > 0 ? Double(count) / Double(total) : 0)),
+                                       ("planned_fraction", .number(plan.layers.first { $0.name == name }?.fraction ?? 0))]))
+            })))
         }
         pairs.append(("spec", spec.json))
         return .object(pairs)
@@ -132,12 +200,18 @@ public enum ForegroundRun {
             let r = trainer.runEpoch()
             records.append(r)
             try DurableFile.appendLine(MetricsFormat.json(r).rendered, to: metricsPath)
-            log(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  lr %g  %.1f s (%.0f img/s)",
-                       r.epoch, spec.epochs, r.train.meanLoss, r.train.top1, r.post.meanLoss, r.post.top1, r.lr, r.seconds,
-                       r.trainImagesPerSecond))
+            var line = String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  lr %g  %.1f s (%.0f img/s)",
+                              r.epoch, spec.epochs, r.train.meanLoss, r.train.top1, r.post.meanLoss, r.post.top1, r.lr, r.seconds,
+                              r.trainImagesPerSecond)
+            if let events = r.pruning, !events.isEmpty {
+                line += "  pruned " + events.map { "\($0.layer) \($0.k)" }.joined(separator: ", ")
+                line += String(format: "  pre %.2f%% → post %.2f%%", r.pre.top1, r.post.top1)
+            }
+            log(line)
         }
-        let summary = RunSummary(spec: spec, records: records, threads: threads, parameters: trainer.network.parameterCount,
+        var summary = RunSummary(spec: spec, records: records, threads: threads, parameters: trainer.network.parameterCount,
                                  seconds: Trainer.monotonicSeconds() - start)
+        if let p = trainer.pruner { summary.totalUnits = Dictionary(uniqueKeysWithValues: zip(p.layers.map(\.name), p.kept.map(\.count))) }
         try DurableFile.write(summary.json.pretty + "\n", to: outDir + "/summary.json")
         return summary
     }

@@ -51,6 +51,8 @@ public struct RunSpec: Sendable, Equatable {
     public var batchSize: Int = 128
     public var testBatchSize: Int = 256
     public var seed: UInt64 = 0
+    /// Pruning during training (spec §5) and, optionally, noise instead of masking (§7).
+    public var pruning: PruningPlan?
 
     public init(architecture: Architecture, data: DataSpec, epochs: Int, seed: UInt64 = 0) {
         self.architecture = architecture
@@ -108,7 +110,61 @@ public struct RunSpec: Sendable, Equatable {
         batchSize = try r.int("batch_size", default: 128, { $0 >= 1 && $0 <= 8192 }, "in 1…8192")
         testBatchSize = try r.int("test_batch_size", default: 256, { $0 >= 1 && $0 <= 8192 }, "in 1…8192")
         seed = UInt64(try r.int("seed", default: 0, { $0 >= 0 }, "a non-negative integer"))
+        if let p = try r.object("pruning") { pruning = try RunSpec.readPruning(p, epochs: epochs) }
+        if let n = try r.object("noise") {
+            guard pruning != nil else {
+                throw SpecError(field: "noise", message: "needs a \"pruning\" section: noise targets the filters pruning would remove")
+            }
+            pruning?.noise = NoisePlan(mode: try n.choice("mode", NoisePlan.Mode.self), kind: try n.choice("kind", NoisePlan.Kind.self),
+                                       batches: try n.int("batches", { $0 >= 0 && $0 <= 100_000_000 }, "in 0…100000000"),
+                                       restore: try n.bool("restore", default: false))
+            try n.finish()
+        }
         try r.finish()
+    }
+
+    static func readPruning(_ p: FieldReader, epochs: Int) throws -> PruningPlan {
+        let scratch = try p.bool("scratch", default: false)
+        let period = try p.int("period", default: 1, { $0 >= 1 }, "a positive number of epochs")
+        guard let items = try p.objects("layers"), !items.isEmpty else {
+            throw SpecError(field: p.field("layers"), message: "is required: a non-empty array of {name, fraction, start, end[, period]}")
+        }
+        var layers: [LayerPlan] = []
+        for item in items {
+            let name = try item.string("name")
+            let fraction = try item.double("fraction", { $0 > 0 && $0 < 1 }, "in (0, 1)")
+            let start = try item.int("start", default: scratch ? 0 : nil, { $0 >= 0 }, "a non-negative epoch (0-based)")
+            let end = try item.int("end", default: scratch ? 0 : nil, { $0 >= start }, "≥ start (\(start))")
+            if end >= epochs {
+                throw SpecError(field: item.field("end"), message: "epoch \(end) is not before the end of training (epochs = \(epochs); epochs are 0-based)")
+            }
+            if scratch && (start != 0 || end != 0) {
+                throw SpecError(field: item.field("start"), message: "scratch pruning happens at epoch 0: start and end must be 0")
+            }
+            let lp = LayerPlan(name: name, fraction: fraction, start: start, end: end,
+                               period: try item.int("period", default: period, { $0 >= 1 }, "a positive number of epochs"))
+            try item.finish()
+            if layers.contains(where: { $0.name == name }) { throw SpecError(field: item.field("name"), message: "\(name) is listed twice") }
+            layers.append(lp)
+        }
+        var plan = PruningPlan(layers: layers)
+        plan.scratch = scratch
+        plan.score = try p.choice("score", PruneScore.self, default: .l2)
+        plan.target = try p.choice("target", PruneTarget.self, default: .largest)
+        plan.granularity = try p.choice("granularity", PruneGranularity.self, default: .structured)
+        plan.maskBatchNorm = try p.bool("mask_batchnorm", default: true)
+        try p.finish()
+        return plan
+    }
+
+    /// Checks the spec against the model it builds (layer names, scores that need BatchNorm or
+    /// residual blocks, noise on top-level convolutions). Errors name the spec field.
+    public func validateAgainstModel(classes: Int = 10) throws {
+        guard let plan = pruning else { return }
+        let net = ModelFactory.make(architecture, classes: classes, width: width, seed: seed)
+        do { _ = try Pruner(plan: plan, network: net, seed: seed, epochs: epochs) } catch let e as PruningPlanError {
+            throw SpecError(field: e.field.hasPrefix("noise") ? e.field : "pruning." + e.field, message: e.message)
+        }
     }
 
     /// Canonical JSON with every default filled in.
@@ -128,6 +184,24 @@ public struct RunSpec: Sendable, Equatable {
             ("epochs", .number(Double(epochs))), ("lr_milestones", .array(milestones.map { .number(Double($0)) })),
             ("lr_gamma", .number(gamma)), ("batch_size", .number(Double(batchSize))),
             ("test_batch_size", .number(Double(testBatchSize))), ("seed", .number(Double(seed))),
-        ])
+        ] + pruningJSON)
+    }
+
+    private var pruningJSON: [(String, JSON)] {
+        guard let p = pruning else { return [] }
+        var out: [(String, JSON)] = [("pruning", .object([
+            ("score", .string(p.score.rawValue)), ("target", .string(p.target.rawValue)),
+            ("granularity", .string(p.granularity.rawValue)), ("mask_batchnorm", .bool(p.maskBatchNorm)),
+            ("scratch", .bool(p.scratch)),
+            ("layers", .array(p.layers.map { l in
+                .object([("name", .string(l.name)), ("fraction", .number(l.fraction)), ("start", .number(Double(l.start))),
+                         ("end", .number(Double(l.end))), ("period", .number(Double(l.period)))])
+            })),
+        ]))]
+        if let n = p.noise {
+            out.append(("noise", .object([("mode", .string(n.mode.rawValue)), ("kind", .string(n.kind.rawValue)),
+                                          ("batches", .number(Double(n.batches))), ("restore", .bool(n.restore))])))
+        }
+        return out
     }
 }

@@ -109,6 +109,12 @@ final class FieldReader {
         return try FieldReader(v, path: field(key))
     }
 
+    func objects(_ key: String) throws -> [FieldReader]? {
+        guard let v = raw(key) else { return nil }
+        guard let items = v.arrayValue else { throw SpecError(field: field(key), message: "must be an array of objects, got \(v.typeName)") }
+        return try items.enumerated().map { try FieldReader($1, path: "\(field(key))[\($0)]") }
+    }
+
     /// Rejects keys that were never asked for.
     func finish() throws {
         for (k, _) in pairs where !allowed.contains(k) {

@@ -19,6 +19,30 @@ public struct EpochRecord: Sendable, Equatable {
     public var lr: Double
     public var seconds: Double
     public var trainImagesPerSecond: Double
+    /// What each layer pruned at this epoch's event (nil: no layer had an event this epoch).
+    public var pruning: [LayerPruning]?
+    /// Units pruned so far per layer, after this epoch.
+    public var prunedCounts: [(String, Int)] = []
+    /// Whether the epoch trained (scratch pruning skips epoch 0's training).
+    public var trained = true
+
+    public static func == (a: EpochRecord, b: EpochRecord) -> Bool {
+        a.epoch == b.epoch && a.train == b.train && a.pre == b.pre && a.post == b.post && a.lr == b.lr
+            && a.pruning == b.pruning && a.trained == b.trained
+            && a.prunedCounts.map(\.0) == b.prunedCounts.map(\.0) && a.prunedCounts.map(\.1) == b.prunedCounts.map(\.1)
+    }
+
+    /// The authors' avg_pruned_magnitude: mean over pruning layers of max(mean score, 0); −1 if none.
+    public var averagePrunedScore: Double? { pruning.map { $0.isEmpty ? -1 : Pruner.averagePrunedScore($0) } }
+
+    /// A pruning epoch in the statistics' sense (spec §6.2): the average pruned score is > 0.
+    public var isPruningEpoch: Bool { (averagePrunedScore ?? -1) > 0 }
+
+    /// (t_pre − t_post) / t_pre, the code's (relative) instability of this epoch's event.
+    public var instability: Double? { isPruningEpoch && pre.top1 > 0 ? (pre.top1 - post.top1) / pre.top1 : nil }
+
+    /// t_pre − t_post in accuracy points, the poster's (absolute) instability.
+    public var instabilityPoints: Double? { isPruningEpoch ? pre.top1 - post.top1 : nil }
 }
 
 /// Prepared datasets: normalisation and limits applied once.
@@ -54,6 +78,7 @@ public final class Trainer {
     public let optimizer: Optimizer
     public let context: ExecutionContext
     public let data: PreparedData
+    public let pruner: Pruner?
     private let loss = SoftmaxCrossEntropy()
     private let batchInput = FloatBuffer(count: 0)
     private var batchLabels: [Int32] = []
@@ -70,6 +95,13 @@ public final class Trainer {
         network = ModelFactory.make(spec.architecture, classes: data.train.classes, width: spec.width, seed: spec.seed)
         optimizer = Optimizer(kind: spec.optimizer.engineKind, parameterCount: network.parameterCount)
         context = ExecutionContext(threads: threads)
+        if let plan = spec.pruning {
+            do { pruner = try Pruner(plan: plan, network: network, seed: spec.seed, epochs: spec.epochs) } catch let e as PruningPlanError {
+                throw SpecError(field: e.field.hasPrefix("noise") ? e.field : "pruning." + e.field, message: e.message)
+            }
+        } else {
+            pruner = nil
+        }
     }
 
     public var currentLR: Double { spec.schedule.rate(afterSteps: lrSteps) }
@@ -105,6 +137,7 @@ public final class Trainer {
         network.backward(Activation(data: loss.gradient.ptr, channels: logits.channels, batch: n, height: 1, width: 1,
                                     layout: .rowMajor), context)
         optimizer.apply(network.store, lr: lr, workers: context.workers)
+        pruner?.enforce(optimizer: optimizer)
         return result
     }
 
@@ -146,16 +179,26 @@ public final class Trainer {
         let epoch = epochsCompleted
         let t0 = clock()
         let lr = currentLR
-        let train = trainEpoch(epoch)
+        // Scratch pruning prunes at epoch 0 before any training: that epoch does not train and
+        // does not step the learning-rate schedule (spec §4.1, §4.2).
+        let scratchStart = spec.pruning?.scratch == true && epoch == 0
+        let train = scratchStart ? BatchResult() : trainEpoch(epoch)
         let t1 = clock()
         let pre = evaluate()
-        // Pruning happens here (experiments issue); without a pruning event post = pre.
-        lrSteps += 1
-        let post = pre
+        let pruned = pruner?.prune(epoch: epoch, optimizer: optimizer)
+        if !scratchStart { lrSteps += 1 }
+        // At the last epoch the authors zero pruned weights in storage; masked runs hold them
+        // at zero throughout, noise runs lose whatever regrew in targeted filters here.
+        let finalZeroing = epoch == spec.epochs - 1 && (pruner?.zeroTargetedWeights() ?? false)
+        // Nothing changes between the two evaluations unless something was pruned or a noise
+        // window is open: then evaluate again, otherwise the post-prune result is the same.
+        let changed = !(pruned ?? []).isEmpty || (pruner?.noiseActive ?? false) || finalZeroing
+        let post = changed ? evaluate() : pre
         epochsCompleted += 1
         let t2 = clock()
         return EpochRecord(epoch: epoch + 1, train: train, pre: pre, post: post, lr: lr, seconds: t2 - t0,
-                           trainImagesPerSecond: Double(train.count) / max(t1 - t0, 1e-9))
+                           trainImagesPerSecond: Double(train.count) / max(t1 - t0, 1e-9), pruning: pruned,
+                           prunedCounts: pruner?.prunedCounts ?? [], trained: !scratchStart)
     }
 
     public static func monotonicSeconds() -> Double {

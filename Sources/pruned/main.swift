@@ -43,10 +43,11 @@ struct Run: ParsableCommand {
             if let seed { s.seed = UInt64(seed) }
             if let epochs { s.epochs = epochs }
             if let data { s.data.path = data }
+            try s.validateAgainstModel()
             let summary = try ForegroundRun.execute(spec: s, outDir: out, threads: threads) { print($0); fflush(stdout) }
-            if let best = summary.best {
-                print(String(format: "done: best test accuracy %.2f%% at epoch %d (%@); results in %@", best.post.top1, best.epoch,
-                             s.data.kind.rawValue as NSString, out as NSString))
+            if let st = RunStatistics(summary.records) {
+                print(String(format: "done: best test accuracy %.2f%% at epoch %d, mean stability %.2f%% (%@); results in %@",
+                             st.bestTestAccuracy, st.bestEpoch, st.meanStability, s.data.kind.rawValue as NSString, out as NSString))
             }
         } catch let e as SpecError {
             printErr("pruned: \(spec): \(e)")
