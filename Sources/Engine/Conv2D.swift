@@ -2,7 +2,8 @@
 // Shapes: x [Cin, N, H, W] → y [Cout, N, Ho, Wo], Ho = (H + 2p − k)/s + 1; weight
 // [Cout, Cin, k, k] (PyTorch order, also the GEMM's A matrix [Cout, Cin·k·k]); bias [Cout].
 // Each worker owns a fixed contiguous range of images; within it, tiles of images are
-// unfolded so a GEMM has about `targetColumns` columns and stays in cache. Weight-gradient
+// unfolded (KernelsConv.swift) so a GEMM has about `targetColumns` columns (4× that for planes of
+// 8×8 and below) and stays in cache. Weight-gradient
 // partials are summed in worker order, so results are bit-identical for a given thread count.
 
 public final class Conv2D: Layer {
@@ -46,178 +47,121 @@ public final class Conv2D: Layer {
 
     private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 
+    /// Images per GEMM tile: about `columns(plane:)` columns, at least one image.
     private func tileSize(batch: Int, plane: Int) -> Int {
-        max(1, min(batch, Conv2D.targetColumns / max(plane, 1)))
+        max(1, min(batch, Conv2D.columns(plane: plane) / max(plane, 1)))
+    }
+
+    /// Target GEMM columns for an output plane of `plane` pixels. Small planes (8×8 and below)
+    /// take wider tiles: more images per im2col and longer GEMMs.
+    static func columns(plane: Int) -> Int {
+        plane <= 64 ? 4 * targetColumns : targetColumns
+    }
+
+    private func geometry(_ x: Activation) -> ConvGeometry {
+        ConvGeometry(channels: inChannels, height: x.height, width: x.width, kernel: kernel, stride: stride, padding: padding)
     }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
         input = x
-        let o = outputShape(x.shape)
-        let n = x.batch, plane = o.height * o.width, kk = fanIn
-        output.reserve(outChannels * n * plane)
+        let g = geometry(x)
+        let n = x.batch, plane = g.outHeight * g.outWidth, kk = fanIn, cout = outChannels
+        output.reserve(cout * n * plane)
         let y = output.ptr, w = store.value(weight)
+        let bv = bias.map { store.value($0) }
         let tile = tileSize(batch: n, plane: plane)
         let threads = min(ctx.threads, n)
+        let pointwise = isPointwise, chanStride = x.perChannel, ld = n * plane
         ctx.workers.run { t in
             guard t < threads else { return }
             let range = partition(n, parts: threads, index: t)
-            let col = isPointwise ? x.data : ctx.scratch(t, 0, kk * tile * plane)
+            let col = pointwise ? x.data : ctx.scratch(t, 0, kk * tile * plane)
             var n0 = range.lowerBound
             while n0 < range.upperBound {
-                let nt = min(tile, range.upperBound - n0)
+                let nt = min(tile, range.upperBound - n0), cols = nt * plane
                 let b: UnsafeMutablePointer<Float>, ldb: Int
-                if isPointwise {
-                    b = x.data + n0 * plane; ldb = n * plane
+                if pointwise {
+                    b = x.data + n0 * plane; ldb = ld
                 } else {
-                    im2col(x, n0: n0, count: nt, out: o, col: col); b = col; ldb = nt * plane
+                    ConvKernels.im2col(x.data, chanStride: chanStride, n0: n0, count: nt, g, col: col)
+                    b = col; ldb = cols
                 }
-                gemm(m: outChannels, n: nt * plane, k: kk, a: w, lda: kk, b: b, ldb: ldb,
-                     c: y + n0 * plane, ldc: n * plane)
-                if let bias {
-                    let bv = store.value(bias)
-                    for co in 0 ..< outChannels {
-                        let row = y + co * n * plane + n0 * plane, v = bv[co]
-                        for i in 0 ..< nt * plane { row[i] += v }
-                    }
+                let c = y + n0 * plane
+                gemm(m: cout, n: cols, k: kk, a: w, lda: kk, b: b, ldb: ldb, c: c, ldc: ld)
+                if let bv {
+                    for co in 0 ..< cout { addScalar(c + co &* ld, cols, bv[co]) }
                 }
                 n0 += nt
             }
         }
-        return Activation(data: y, channels: outChannels, batch: n, height: o.height, width: o.width)
+        return Activation(data: y, channels: cout, batch: n, height: g.outHeight, width: g.outWidth)
     }
 
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
         guard let x = input else { return dy }
-        let n = x.batch, plane = dy.plane, kk = fanIn
-        let o = FeatureShape(channels: outChannels, height: dy.height, width: dy.width)
+        let g = geometry(x)
+        let n = x.batch, plane = dy.plane, kk = fanIn, cout = outChannels
         let tile = tileSize(batch: n, plane: plane)
         let threads = min(ctx.threads, n)
         let w = store.value(weight), gw = store.gradient(weight)
         let needDX = computesInputGradient
         if needDX { gradInput.reserve(x.count) }
         let dx = gradInput.ptr
+        let pointwise = isPointwise, chanStride = x.perChannel, ld = n * plane
         ctx.workers.run { t in
             guard t < threads else { return }
             let range = partition(n, parts: threads, index: t)
-            let dW = t == 0 ? gw : ctx.scratch(t, 1, outChannels * kk)
-            if t != 0 { dW.update(repeating: 0, count: outChannels * kk) }
-            let col = isPointwise ? x.data : ctx.scratch(t, 0, kk * tile * plane)
+            let dW = t == 0 ? gw : ctx.scratch(t, 1, cout * kk)
+            if t != 0 { dW.update(repeating: 0, count: cout * kk) }
+            let col = pointwise ? x.data : ctx.scratch(t, 0, kk * tile * plane)
             var n0 = range.lowerBound
             while n0 < range.upperBound {
-                let nt = min(tile, range.upperBound - n0)
+                let nt = min(tile, range.upperBound - n0), cols = nt * plane
                 let dyTile = dy.data + n0 * plane
                 let b: UnsafeMutablePointer<Float>, ldb: Int
-                if isPointwise {
-                    b = x.data + n0 * plane; ldb = n * plane
+                if pointwise {
+                    b = x.data + n0 * plane; ldb = ld
                 } else {
-                    im2col(x, n0: n0, count: nt, out: o, col: col); b = col; ldb = nt * plane
+                    ConvKernels.im2col(x.data, chanStride: chanStride, n0: n0, count: nt, g, col: col)
+                    b = col; ldb = cols
                 }
                 // dW[Cout, K] += dY[Cout, cols] · colᵀ[cols, K]
-                gemm(transB: true, m: outChannels, n: kk, k: nt * plane, a: dyTile, lda: n * plane,
-                     b: b, ldb: ldb, beta: 1, c: dW, ldc: kk)
+                gemm(transB: true, m: cout, n: kk, k: cols, a: dyTile, lda: ld, b: b, ldb: ldb, beta: 1, c: dW, ldc: kk)
                 if needDX {
-                    if isPointwise {
-                        gemm(transA: true, m: kk, n: nt * plane, k: outChannels, a: w, lda: kk,
-                             b: dyTile, ldb: n * plane, c: dx + n0 * plane, ldc: n * plane)
+                    if pointwise {
+                        gemm(transA: true, m: kk, n: cols, k: cout, a: w, lda: kk, b: dyTile, ldb: ld,
+                             c: dx + n0 * plane, ldc: ld)
                     } else {
                         // dcol[K, cols] = Wᵀ[K, Cout] · dY[Cout, cols], then fold back into dX.
-                        gemm(transA: true, m: kk, n: nt * plane, k: outChannels, a: w, lda: kk,
-                             b: dyTile, ldb: n * plane, c: col, ldc: nt * plane)
-                        col2im(col, n0: n0, count: nt, input: x, out: o, dx: dx)
+                        gemm(transA: true, m: kk, n: cols, k: cout, a: w, lda: kk, b: dyTile, ldb: ld, c: col, ldc: cols)
+                        ConvKernels.col2im(col, n0: n0, count: nt, g, dx: dx, chanStride: chanStride)
                     }
                 }
                 n0 += nt
             }
         }
-        for t in 1 ..< max(threads, 1) {
-            let p = ctx.scratch(t, 1, outChannels * kk)
-            for i in 0 ..< outChannels * kk { gw[i] += p[i] }
+        if threads > 1 {
+            // Partials are added in thread order for every element: deterministic for a thread count.
+            let partials = (1 ..< threads).map { ctx.scratch($0, 1, cout * kk) }
+            ctx.workers.forEachRange(cout * kk, minimumPerThread: 1 << 14) { r in
+                for p in partials { for i in r { gw[i] += p[i] } }
+            }
         }
         if let bias {
             let gb = store.gradient(bias)
             let m = dy.perChannel
-            ctx.workers.forEachRange(outChannels) { r in
+            ctx.workers.forEachRange(cout) { r in
                 for co in r { gb[co] += Float(channelSum(dy.data + co * m, m)) }
             }
         }
         return Activation(data: dx, channels: inChannels, batch: n, height: x.height, width: x.width)
     }
+}
 
-    /// Unfolds images n0..<n0+count of x into col[(ci·k + ky)·k + kx, j], j = image·Ho·Wo + oy·Wo + ox.
-    func im2col(_ x: Activation, n0: Int, count: Int, out o: FeatureShape, col: UnsafeMutablePointer<Float>) {
-        let h = x.height, wd = x.width, ho = o.height, wo = o.width, plane = ho * wo
-        let k = kernel, s = stride, p = padding, rowLen = count * plane
-        let chanStride = x.perChannel, imgStride = h * wd
-        for ci in 0 ..< inChannels {
-            for ky in 0 ..< k {
-                for kx in 0 ..< k {
-                    let row = col + ((ci &* k &+ ky) &* k &+ kx) &* rowLen
-                    let lo = s == 1 ? max(0, p - kx) : 0
-                    let hi = s == 1 ? min(wo, wd + p - kx) : 0
-                    for nn in 0 ..< count {
-                        let src = x.data + ci &* chanStride + (n0 &+ nn) &* imgStride
-                        let dst = row + nn &* plane
-                        for oy in 0 ..< ho {
-                            let iy = oy &* s &- p &+ ky
-                            let d = dst + oy &* wo
-                            if iy < 0 || iy >= h { d.update(repeating: 0, count: wo); continue }
-                            let srow = src + iy &* wd
-                            if s == 1 {
-                                if lo > 0 { d.update(repeating: 0, count: lo) }
-                                if hi > lo { (d + lo).update(from: srow + (lo &- p &+ kx), count: hi &- lo) }
-                                if hi < wo { (d + max(hi, lo)).update(repeating: 0, count: wo &- max(hi, lo)) }
-                            } else {
-                                for ox in 0 ..< wo {
-                                    let ix = ox &* s &- p &+ kx
-                                    d[ox] = (ix >= 0 && ix < wd) ? srow[ix] : 0
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The adjoint of im2col: zeroes dX for images n0..<n0+count and accumulates col into it.
-    func col2im(_ col: UnsafeMutablePointer<Float>, n0: Int, count: Int, input x: Activation, out o: FeatureShape,
-                dx: UnsafeMutablePointer<Float>) {
-        let h = x.height, wd = x.width, ho = o.height, wo = o.width, plane = ho * wo
-        let k = kernel, s = stride, p = padding, rowLen = count * plane
-        let chanStride = x.perChannel, imgStride = h * wd
-        for ci in 0 ..< inChannels {
-            (dx + ci * chanStride + n0 * imgStride).update(repeating: 0, count: count * imgStride)
-        }
-        for ci in 0 ..< inChannels {
-            for ky in 0 ..< k {
-                for kx in 0 ..< k {
-                    let row = col + ((ci &* k &+ ky) &* k &+ kx) &* rowLen
-                    let lo = s == 1 ? max(0, p - kx) : 0
-                    let hi = s == 1 ? min(wo, wd + p - kx) : 0
-                    for nn in 0 ..< count {
-                        let dst = dx + ci &* chanStride + (n0 &+ nn) &* imgStride
-                        let src = row + nn &* plane
-                        for oy in 0 ..< ho {
-                            let iy = oy &* s &- p &+ ky
-                            if iy < 0 || iy >= h { continue }
-                            let srow = src + oy &* wo, drow = dst + iy &* wd
-                            if s == 1 {
-                                if hi > lo {
-                                    let dd = drow + (lo &- p &+ kx), ss = srow + lo
-                                    for i in 0 ..< (hi &- lo) { dd[i] += ss[i] }
-                                }
-                            } else {
-                                for ox in 0 ..< wo {
-                                    let ix = ox &* s &- p &+ kx
-                                    if ix >= 0 && ix < wd { drow[ix] += srow[ox] }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+/// p[i] += v for i in 0..<n.
+@inline(__always)
+func addScalar(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ v: Float) {
+    for i in 0 ..< n { p[i] += v }
 }
 
 /// Sum of n floats with a fixed association order (16 lanes, then lanes in order), in Double

@@ -72,7 +72,9 @@ public final class Flatten: Layer {
     }
 }
 
-/// Max pooling, window k, stride s, no padding; ties go to the first maximum in row-major order.
+/// Max pooling, window k, stride s, no padding; ties go to the first maximum in row-major order
+/// and a NaN in the window propagates (the last NaN wins). 2×2 windows with stride 2 take a
+/// specialised path that records the argmax as one byte per output (0…3, row-major in the window).
 public final class MaxPool2D: Layer {
     public let name: String
     public let kernel: Int
@@ -82,6 +84,8 @@ public final class MaxPool2D: Layer {
     private let gradInput = FloatBuffer(count: 0)
     private var argmax: UnsafeMutablePointer<Int32> = .allocate(capacity: 1)
     private var argmaxCapacity = 0
+    private var argmax2: UnsafeMutablePointer<UInt8> = .allocate(capacity: 1)
+    private var argmax2Capacity = 0
     private var input: Activation?
 
     public init(_ name: String, kernel: Int = 2, stride: Int = 2) {
@@ -90,11 +94,16 @@ public final class MaxPool2D: Layer {
         self.stride = stride
     }
 
-    deinit { argmax.deallocate() }
+    deinit {
+        argmax.deallocate()
+        argmax2.deallocate()
+    }
 
     public func outputShape(_ s: FeatureShape) -> FeatureShape {
         FeatureShape(channels: s.channels, height: (s.height - kernel) / stride + 1, width: (s.width - kernel) / stride + 1)
     }
+
+    private var isTwoByTwo: Bool { kernel == 2 && stride == 2 }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
         input = x
@@ -102,27 +111,44 @@ public final class MaxPool2D: Layer {
         let images = x.channels * x.batch, ho = o.height, wo = o.width, h = x.height, w = x.width
         let total = images * ho * wo
         output.reserve(total)
+        let y = output.ptr, src = x.data
+        if isTwoByTwo {
+            if argmax2Capacity < total {
+                argmax2.deallocate()
+                argmax2 = .allocate(capacity: total)
+                argmax2Capacity = total
+            }
+            let am = argmax2
+            ctx.workers.forEachRange(images, minimumPerThread: 16) { r in
+                for img in r {
+                    PoolKernels.maxPool2x2(src + img &* (h &* w), height: h, width: w, outHeight: ho, outWidth: wo,
+                                           y: y + img &* (ho &* wo), argmax: am + img &* (ho &* wo))
+                }
+            }
+            return Activation(data: y, channels: x.channels, batch: x.batch, height: ho, width: wo)
+        }
         if argmaxCapacity < total {
             argmax.deallocate()
             argmax = .allocate(capacity: total)
             argmaxCapacity = total
         }
-        let y = output.ptr, am = argmax, k = kernel, s = stride, src = x.data
+        let am = argmax, k = kernel, s = stride
         ctx.workers.forEachRange(images, minimumPerThread: 16) { r in
             for img in r {
-                let xi = src + img * h * w, yi = y + img * ho * wo, ai = am + img * ho * wo
+                let xi = src + img &* (h &* w), yi = y + img &* (ho &* wo), ai = am + img &* (ho &* wo)
                 for oy in 0 ..< ho {
                     for ox in 0 ..< wo {
-                        var best = -Float.infinity, bi = (oy * s) * w + ox * s
+                        let corner = (oy &* s) &* w &+ ox &* s
+                        var best = -Float.infinity, bi = corner
                         for ky in 0 ..< k {
                             for kx in 0 ..< k {
-                                let idx = (oy * s + ky) * w + ox * s + kx
+                                let idx = corner &+ ky &* w &+ kx
                                 let v = xi[idx]
                                 if v > best || v.isNaN { best = v; bi = idx }
                             }
                         }
-                        yi[oy * wo + ox] = best
-                        ai[oy * wo + ox] = Int32(bi)
+                        yi[oy &* wo &+ ox] = best
+                        ai[oy &* wo &+ ox] = Int32(truncatingIfNeeded: bi)
                     }
                 }
             }
@@ -133,11 +159,22 @@ public final class MaxPool2D: Layer {
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
         guard let x = input else { return dy }
         gradInput.reserve(x.count)
-        let dx = gradInput.ptr, am = argmax, g = dy.data
+        let dx = gradInput.ptr, g = dy.data
         let images = x.channels * x.batch, plane = x.plane, oplane = dy.plane
+        if isTwoByTwo {
+            let am = argmax2, h = x.height, w = x.width, ho = dy.height, wo = dy.width
+            ctx.workers.forEachRange(images, minimumPerThread: 16) { r in
+                for img in r {
+                    PoolKernels.maxPool2x2Backward(g + img &* oplane, argmax: am + img &* oplane, height: h, width: w,
+                                                   outHeight: ho, outWidth: wo, dx: dx + img &* plane)
+                }
+            }
+            return Activation(data: dx, channels: x.channels, batch: x.batch, height: x.height, width: x.width)
+        }
+        let am = argmax
         ctx.workers.forEachRange(images, minimumPerThread: 16) { r in
             for img in r {
-                let d = dx + img * plane, a = am + img * oplane, gi = g + img * oplane
+                let d = dx + img &* plane, a = am + img &* oplane, gi = g + img &* oplane
                 d.update(repeating: 0, count: plane)
                 for j in 0 ..< oplane { d[Int(a[j])] += gi[j] }
             }

@@ -36,8 +36,8 @@ public struct ConvGeometry: Sendable, Equatable {
         // smallest ox with ox·s + off ≥ 0; largest ox with ox·s + off ≤ width − 1
         let lo = off >= 0 ? 0 : (-off + stride - 1) / stride
         let hiIncl = width - 1 - off < 0 ? -1 : (width - 1 - off) / stride
-        let hi = min(outWidth, hiIncl + 1)
-        return lo < hi ? lo ..< hi : lo ..< lo
+        let hi = min(outWidth, hiIncl + 1), start = min(lo, outWidth)
+        return start < hi ? start ..< hi : start ..< start
     }
 
     /// Output rows oy whose input row oy·s − p + ky lies inside [0, height).
@@ -45,8 +45,8 @@ public struct ConvGeometry: Sendable, Equatable {
         let off = ky - padding
         let lo = off >= 0 ? 0 : (-off + stride - 1) / stride
         let hiIncl = height - 1 - off < 0 ? -1 : (height - 1 - off) / stride
-        let hi = min(outHeight, hiIncl + 1)
-        return lo < hi ? lo ..< hi : lo ..< lo
+        let hi = min(outHeight, hiIncl + 1), start = min(lo, outHeight)
+        return start < hi ? start ..< hi : start ..< start
     }
 }
 
@@ -74,7 +74,7 @@ public enum ConvKernels {
                             if rows.upperBound < h {
                                 (dst + rows.upperBound &* w).update(repeating: 0, count: (h &- rows.upperBound) &* w)
                             }
-                            if je > js { (dst + js).update(from: src + js &+ dyo &* w &+ dxo, count: je &- js) }
+                            if je > js { (dst + js).update(from: src + (js &+ dyo &* w &+ dxo), count: je &- js) }
                             if cols.count < w {
                                 for oy in rows {
                                     let d = dst + oy &* w
@@ -92,7 +92,7 @@ public enum ConvKernels {
                                 (dst + rows.upperBound &* wo).update(repeating: 0, count: (ho &- rows.upperBound) &* wo)
                             }
                             for oy in rows {
-                                let d = dst + oy &* wo, srow = src + (oy &* s &+ dyo) &* w &+ dxo
+                                let d = dst + oy &* wo, srow = src + ((oy &* s &+ dyo) &* w &+ dxo)
                                 for ox in 0 ..< lo { d[ox] = 0 }
                                 if s == 1 {
                                     if hi > lo { (d + lo).update(from: srow + lo, count: hi &- lo) }
@@ -162,7 +162,7 @@ public enum ConvKernels {
                     for nn in 0 ..< count {
                         let src = row + nn &* plane, dst = dc + nn &* imgStride
                         for oy in rows {
-                            let srow = src + oy &* wo, drow = dst + (oy &* s &+ dyo) &* w &+ dxo
+                            let srow = src + oy &* wo, drow = dst + ((oy &* s &+ dyo) &* w &+ dxo)
                             if s == 1 {
                                 for ox in lo ..< hi { drow[ox] += srow[ox] }
                             } else if s == 2 {

@@ -97,7 +97,8 @@ public final class BasicBlock: Layer {
         sum.reserve(o.count)
         let m = o.perChannel, y = sum.ptr, kp = keep.ptr
         sums2.withUnsafeMutableBufferPointer { out in
-            let acc = out.baseAddress
+            // An empty array's buffer may still have a base address: gate on `scoring`.
+            let acc = scoring ? out.baseAddress : nil
             ctx.workers.forEachRange(o.channels) { r in
                 for c in r {
                     let yc = y + c * m, oc = o.data + c * m, sc = s + c * m, k = kp[c]
