@@ -161,7 +161,8 @@ public struct RunSpec: Sendable, Equatable {
     /// residual blocks, noise on top-level convolutions). Errors name the spec field.
     public func validateAgainstModel(classes: Int = 10) throws {
         guard let plan = pruning else { return }
-        let net = ModelFactory.make(architecture, classes: classes, width: width, seed: seed)
+        // Layer names do not depend on width: validate on a narrow copy (fast).
+        let net = ModelFactory.make(architecture, classes: classes, width: min(width, 1.0 / 16), seed: seed)
         do { _ = try Pruner(plan: plan, network: net, seed: seed, epochs: epochs) } catch let e as PruningPlanError {
             throw SpecError(field: e.field.hasPrefix("noise") ? e.field : "pruning." + e.field, message: e.message)
         }

@@ -12,7 +12,7 @@ struct Pruned: ParsableCommand {
         commandName: "pruned",
         abstract: "Train and prune CNNs for generalization-stability experiments.",
         version: "0.1.0",
-        subcommands: [Run.self, Bench.self])
+        subcommands: [Run.self, Bench.self, PresetsCommand.self, Layers.self])
 }
 
 func printErr(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8) ?? Data()) }
@@ -20,12 +20,16 @@ func printErr(_ s: String) { FileHandle.standardError.write((s + "\n").data(usin
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Train one run in the foreground from a JSON run spec.")
 
-    @Option(name: .long, help: "Path of the JSON run spec.") var spec: String
+    @Option(name: .long, help: "Path of a JSON run spec, or a preset name (see `pruned presets`).") var spec: String
     @Option(name: .long, help: "Output directory (spec.json, metrics.jsonl, summary.json).") var out: String
     @Option(name: .long, help: "Worker threads (results are bit-identical for a given count).") var threads: Int = 2
     @Option(name: .long, help: "Override the spec's seed.") var seed: Int?
-    @Option(name: .long, help: "Override the spec's number of epochs.") var epochs: Int?
-    @Option(name: .long, help: "Override the spec's dataset path.") var data: String?
+    @Option(name: .long, help: "Override the number of epochs (a preset is scaled, keeping its schedule's shape).") var epochs: Int?
+    @Option(name: .long, help: "Override the dataset directory.") var data: String?
+    @Option(name: .long, help: "Override the dataset kind: cifar10, cifar100, fashion_mnist, mnist.") var datasetKind: String?
+    @Option(name: .long, help: "Override the model width multiplier (1 = the paper's model).") var width: Double?
+    @Option(name: .long, help: "Use only the first N training images.") var trainLimit: Int?
+    @Option(name: .long, help: "Use only the first N test images.") var testLimit: Int?
 
     func validate() throws {
         guard (1 ... 256).contains(threads) else { throw ValidationError("--threads must be in 1…256") }
@@ -34,15 +38,36 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        guard let text = try? String(contentsOfFile: spec, encoding: .utf8) else {
-            printErr("pruned: cannot read spec file \(spec)")
-            throw ExitCode(2)
-        }
         do {
-            var s = try RunSpec.parse(text)
+            var s: RunSpec
+            if let text = try? String(contentsOfFile: spec, encoding: .utf8) {
+                s = try RunSpec.parse(text)
+                if let epochs { s.epochs = epochs }
+            } else if let preset = Presets.named(spec) {
+                s = preset.spec
+                if let epochs {
+                    let (scaled, notes) = Presets.scale(s, toEpochs: epochs)
+                    s = scaled
+                    for n in notes { printErr("pruned: note: scaling \(spec) to \(epochs) epochs: \(n)") }
+                }
+            } else {
+                printErr("pruned: \(spec) is neither a readable spec file nor a preset; `pruned presets` lists the presets")
+                throw ExitCode(2)
+            }
             if let seed { s.seed = UInt64(seed) }
-            if let epochs { s.epochs = epochs }
             if let data { s.data.path = data }
+            if let datasetKind {
+                guard let k = DatasetKind(rawValue: datasetKind) else {
+                    printErr("pruned: --dataset-kind \(datasetKind) is not one of: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw ExitCode(2)
+                }
+                s.data.kind = k
+            }
+            if let width { s.width = width }
+            if let trainLimit { s.data.trainLimit = trainLimit }
+            if let testLimit { s.data.testLimit = testLimit }
+            // Re-read the overridden spec so every field passes the same validation as a file.
+            s = try RunSpec(json: s.json)
             try s.validateAgainstModel()
             let summary = try ForegroundRun.execute(spec: s, outDir: out, threads: threads) { print($0); fflush(stdout) }
             if let st = RunStatistics(summary.records) {
@@ -99,6 +124,38 @@ struct Bench: ParsableCommand {
                     fflush(stdout)
                 }
             }
+        }
+    }
+}
+
+struct PresetsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "presets", abstract: "List the paper's experiment presets.")
+    @Flag(name: .long, help: "Print each preset's full spec as JSON (one per line).") var json = false
+    @Argument(help: "Show only this preset.") var name: String?
+
+    func run() throws {
+        let list = Presets.all.filter { name == nil || $0.name == name }
+        if list.isEmpty { printErr("pruned: no preset \(name ?? "")"); throw ExitCode(2) }
+        for p in list {
+            if json { print(p.spec.json.rendered) } else { print(p.name.padding(toLength: 11, withPad: " ", startingAt: 0) + p.summary) }
+        }
+    }
+}
+
+struct Layers: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List a model's prunable layers (names for the spec's pruning.layers).")
+    @Option(name: .long, help: "Model: conv4, vgg11_bn, resnet18, resnet20, resnet56.") var model: String
+    @Option(name: .long, help: "Number of classes.") var classes = 10
+
+    func run() throws {
+        guard let arch = Architecture(rawValue: model) else {
+            printErr("pruned: unknown model \(model); allowed: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ExitCode(2)
+        }
+        let net = ModelFactory.make(arch, classes: classes, seed: 0)
+        for l in net.prunableLayers() {
+            let bn = l.batchNorm.map { " (then \($0.name))" } ?? ""
+            print("\(l.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(l.kind)  \(l.structuredUnits) \(l.kind == "conv" ? "filters" : "neurons")\(bn)")
         }
     }
 }
