@@ -106,6 +106,63 @@ func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1
         #expect(try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").count == 2)
     }
 
+    /// A scaled preset on real data through the foreground runner; every metrics invariant of
+    /// the experiments issue is checked on the files it wrote.
+    @Test(arguments: ["F2_VGG_4", "F2_VGG_2"])
+    func scaledPresetOnFashionMNIST(_ name: String) throws {
+        guard case .success = fashionData else { Issue.record("Fashion-MNIST missing"); return }
+        let preset = try #require(Presets.named(name))
+        var (spec, notes) = Presets.scale(preset.spec, toEpochs: 8)
+        #expect(notes.isEmpty, "\(notes)")
+        spec.width = 0.125
+        spec.data = DataSpec(kind: .fashion_mnist, path: fashionPath, trainLimit: 1500, testLimit: 500)
+        spec.seed = 2
+        try spec.validateAgainstModel()
+        let dir = NSTemporaryDirectory() + "pruned-preset-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let summary = try ForegroundRun.execute(spec: spec, outDir: dir, threads: 2) { _ in }
+        let lines = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { try JSON.parse(String($0)) }
+        #expect(lines.count == 8)
+        var previous: [String: Int] = [:]
+        var stabilities: [Double] = []
+        for (i, m) in lines.enumerated() {
+            #expect(m["epoch"]?.intValue == i + 1)
+            let pre = try #require(m["pre_test_acc"]?.doubleValue), post = try #require(m["test_acc"]?.doubleValue)
+            guard case .object(let pruned)? = m["pruned"] else { Issue.record("no pruned counts"); continue }
+            for (layer, count) in pruned {
+                #expect((count.intValue ?? -1) >= previous[layer, default: 0], "masks never regrow")
+                previous[layer] = count.intValue
+            }
+            if let event = m["prune_event"] {
+                #expect(event["t_pre"]?.doubleValue == pre && event["t_post"]?.doubleValue == post)
+                if let inst = event["instability"]?.doubleValue {
+                    #expect(abs(inst - (pre - post) / pre) < 1e-12)
+                    #expect(event["instability_points"]?.doubleValue == pre - post)
+                    stabilities.append(100 * (1 - inst))
+                }
+                #expect((m["avg_pruned_score"]?.doubleValue ?? 0) > 0)
+            } else {
+                #expect(pre == post, "without a pruning event pre- and post-prune accuracy are one measurement")
+                #expect(m["pre_test_loss"] == m["test_loss"])
+            }
+        }
+        // The schedule ran to completion: final sparsity = the planned fractions (ceil rule).
+        let planned = try #require(spec.pruning?.layers)
+        for l in planned {
+            let units = 64   // conv5…conv8 have 512 filters at width 1, 64 at width 1/8
+            #expect(previous[l.name] == units - PruneSchedule.finalKept(units: units, fraction: l.fraction), "\(l.name)")
+        }
+        let st = try #require(RunStatistics(summary.records))
+        #expect(abs(st.meanStability - stabilities.reduce(0, +) / Double(stabilities.count)) < 1e-9)
+        #expect(st.lastPruningEpoch == 7)   // conv8's 7th event at 0-based epoch 6
+        let best = summary.records.filter { $0.epoch >= 7 }.map(\.post.top1).max() ?? -1
+        #expect(st.bestTestAccuracy == best)
+        #expect(best > 30, "a pruned tiny VGG should still learn Fashion-MNIST (got \(best)%)")
+        let sum = try JSON.parse(String(contentsOfFile: dir + "/summary.json", encoding: .utf8))
+        #expect(sum["mean_stability"]?.doubleValue == st.meanStability)
+        #expect(sum["final_sparsity"]?["features.conv8"]?["pruned"]?.intValue == 57)
+    }
+
     @Test func missingDatasetIsAClearError() {
         var s = spec(.conv4, epochs: 1)
         s.data.path = "/nonexistent/fashion"
