@@ -27,12 +27,15 @@ let package = Package(
                        providers: [.apt(["libsystemd-dev"])]),
         .target(name: "Engine", dependencies: ["CBLAS", "CZlib"], swiftSettings: optimised),
         .target(name: "PrunedJSON", swiftSettings: plain),
-        .target(name: "Training", dependencies: ["Engine", "PrunedJSON"], swiftSettings: optimised),
+        .target(name: "Checkpointing", dependencies: ["Engine", "PrunedJSON", "CZstd", "CZlib"], swiftSettings: optimised),
+        .target(name: "Training", dependencies: ["Engine", "PrunedJSON", "Checkpointing"], swiftSettings: optimised),
         .executableTarget(name: "pruned", dependencies: [
-            "Training", "Engine",
+            "Training", "Engine", "Checkpointing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: plain),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], swiftSettings: optimised),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpointing", "Training", "Engine", "PrunedJSON"],
+                    exclude: ["Fixtures"], swiftSettings: plain),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "PrunedJSON"], swiftSettings: plain),
     ]
 )

@@ -1,10 +1,10 @@
 // 2-D convolution by im2col + OpenBLAS sgemm over tiles of images.
 // Shapes: x [Cin, N, H, W] → y [Cout, N, Ho, Wo], Ho = (H + 2p − k)/s + 1; weight
 // [Cout, Cin, k, k] (PyTorch order, also the GEMM's A matrix [Cout, Cin·k·k]); bias [Cout].
-// Each worker owns a fixed contiguous range of images; within it, tiles of images are
-// unfolded (KernelsConv.swift) so a GEMM has about `targetColumns` columns (4× that for planes of
-// 8×8 and below) and stays in cache. Weight-gradient
-// partials are summed in worker order, so results are bit-identical for a given thread count.
+// Each worker owns a fixed contiguous range of images; within it, tiles of images are unfolded
+// (KernelsConv.swift) so a GEMM has about `targetColumns` columns (4× that for planes of 8×8 and
+// below). Tiles depend only on shapes, and weight-gradient partials are summed in worker order,
+// so results are bit-identical for a given thread count.
 
 public final class Conv2D: Layer {
     public let name: String
@@ -48,8 +48,9 @@ public final class Conv2D: Layer {
     private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 
     /// Images per GEMM tile: about `columns(plane:)` columns, at least one image.
-    private func tileSize(batch: Int, plane: Int) -> Int {
-        max(1, min(batch, Conv2D.columns(plane: plane) / max(plane, 1)))
+    private func tileSize(batch: Int, plane: Int, threads: Int) -> Int {
+        let perThread = (batch + threads - 1) / max(threads, 1)
+        return max(1, min(perThread, Conv2D.columns(plane: plane) / max(plane, 1)))
     }
 
     /// Target GEMM columns for an output plane of `plane` pixels. Small planes (8×8 and below)
@@ -69,8 +70,8 @@ public final class Conv2D: Layer {
         output.reserve(cout * n * plane)
         let y = output.ptr, w = store.value(weight)
         let bv = bias.map { store.value($0) }
-        let tile = tileSize(batch: n, plane: plane)
         let threads = min(ctx.threads, n)
+        let tile = tileSize(batch: n, plane: plane, threads: threads)
         let pointwise = isPointwise, chanStride = x.perChannel, ld = n * plane
         ctx.workers.run { t in
             guard t < threads else { return }
@@ -101,8 +102,8 @@ public final class Conv2D: Layer {
         guard let x = input else { return dy }
         let g = geometry(x)
         let n = x.batch, plane = dy.plane, kk = fanIn, cout = outChannels
-        let tile = tileSize(batch: n, plane: plane)
         let threads = min(ctx.threads, n)
+        let tile = tileSize(batch: n, plane: plane, threads: threads)
         let w = store.value(weight), gw = store.gradient(weight)
         let needDX = computesInputGradient
         if needDX { gradInput.reserve(x.count) }

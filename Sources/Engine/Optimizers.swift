@@ -39,19 +39,12 @@ public final class Optimizer {
             let t = Double(step)
             let bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t)
             let stepSize = Float(lr / bc1), sqrtBc2 = Float(bc2.squareRoot())
-            let fb1 = Float(b1), fb2 = Float(b2), ob1 = Float(1 - b1), ob2 = Float(1 - b2)
-            let feps = Float(eps), fwd = Float(wd)
+            let scalars = AdamScalars(beta1: Float(b1), beta2: Float(b2), oneMinusBeta1: Float(1 - b1),
+                                      oneMinusBeta2: Float(1 - b2), stepSize: stepSize, sqrtBiasCorrection2: sqrtBc2,
+                                      eps: Float(eps), weightDecay: Float(wd))
             let v = moment2.ptr
             workers.forEachRange(n, minimumPerThread: 1 << 15) { r in
-                for i in r {
-                    var gi = g[i]
-                    if fwd != 0 { gi += fwd * p[i] }
-                    let mi = fb1 * m[i] + ob1 * gi
-                    let vi = fb2 * v[i] + ob2 * gi * gi
-                    m[i] = mi
-                    v[i] = vi
-                    p[i] -= stepSize * (mi / (vi.squareRoot() / sqrtBc2 + feps))
-                }
+                OptimKernels.adam(p: p, g: g, m: m, v: v, range: r, scalars)
             }
         case let .sgd(mu, wd):
             let fmu = Float(mu), fwd = Float(wd), flr = Float(lr)

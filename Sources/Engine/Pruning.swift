@@ -178,6 +178,12 @@ public struct LayerPruning: Sendable, Equatable {
     public var k: Int
     /// Mean score of the pruned units.
     public var meanScore: Double
+
+    public init(layer: String, k: Int, meanScore: Double) {
+        self.layer = layer
+        self.k = k
+        self.meanScore = meanScore
+    }
 }
 
 /// Pruning state of a run: masks, schedule progress, activation and noise state.

@@ -85,7 +85,8 @@ public enum Benchmark {
             for name in p.order {
                 let f = p.forward[name, default: 0] / Double(repetitions) * 1000
                 let b = p.backward[name, default: 0] / Double(repetitions) * 1000
-                log(String(format: "  %-22@ %8.2f %8.2f %6.1f%%", name as NSString, f, b, 100 * (f + b) / 1000 * Double(repetitions) / max(total, 1e-12)))
+                let padded = name.count < 22 ? name + String(repeating: " ", count: 22 - name.count) : name
+                log(String(format: "  %@ %8.2f %8.2f %6.1f%%", padded as NSString, f, b, 100 * (f + b) / 1000 * Double(repetitions) / max(total, 1e-12)))
             }
             log(String(format: "  layers total %.1f ms of a %.1f ms step (the rest: optimizer, loss, zeroing)",
                        total / Double(repetitions) * 1000, train * 1000))

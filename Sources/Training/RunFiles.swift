@@ -1,9 +1,11 @@
 // The files of a run directory: spec.json (canonical spec), metrics.jsonl (one JSON object per
-// epoch, appended and fsynced), summary.json (written atomically at the end). Small POSIX
-// helpers for durable writes live here too.
+// epoch, appended and fsynced), checkpoints/ (see Checkpointing), summary.json (written
+// atomically at the end). Small POSIX helpers for durable writes live here too.
+import Checkpointing
 import Engine
 import Foundation
 import PrunedJSON
+import Synchronization
 
 public struct FileError: Error, CustomStringConvertible {
     public let path: String
@@ -133,6 +135,10 @@ public struct RunSummary: Sendable {
     public var seconds: Double
     /// Units (filters, neurons or weights) of each pruned layer.
     public var totalUnits: [String: Int] = [:]
+    /// The run stopped early on request (a checkpoint holds its state); no summary.json.
+    public var interrupted = false
+    /// The checkpoint the run resumed from, if any.
+    public var resumedFrom: String?
 
 
     public var json: JSON {
@@ -176,29 +182,161 @@ public struct RunSummary: Sendable {
     }
 }
 
+/// SIGTERM/SIGINT handling for foreground runs: the handler only sets a flag; the training
+/// loop checks it between steps, checkpoints and returns. A second SIGINT exits at once.
+/// SIGUSR1 asks for a checkpoint at the next step boundary without stopping.
+public enum StopSignal {
+    static let flag = Atomic<Bool>(false)
+    static let checkpointFlag = Atomic<Bool>(false)
+
+    public static func install() {
+        _ = flag.load(ordering: .relaxed)
+        _ = checkpointFlag.load(ordering: .relaxed)
+        // A parent may have left the signals blocked (the mask survives exec): unblock them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGUSR1)
+        sigprocmask(SIG_UNBLOCK, &set, nil)
+        signal(SIGUSR1) { _ in StopSignal.checkpointFlag.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in StopSignal.flag.store(true, ordering: .relaxed) }
+        signal(SIGINT) { _ in
+            if StopSignal.flag.exchange(true, ordering: .relaxed) { _exit(130) }
+        }
+    }
+
+    public static var requested: Bool { flag.load(ordering: .relaxed) }
+    public static func request() { flag.store(true, ordering: .relaxed) }
+    public static func reset() { flag.store(false, ordering: .relaxed); checkpointFlag.store(false, ordering: .relaxed) }
+    /// Whether a checkpoint was requested (SIGUSR1) since the last call.
+    public static func takeCheckpointRequest() -> Bool { checkpointFlag.exchange(false, ordering: .relaxed) }
+}
+
+/// How a foreground run treats an existing run directory and stop requests.
+public struct RunOptions {
+    /// Resume from a checkpoint even though the spec differs from the recorded one.
+    public var fork = false
+    /// Polled between training steps: true stops the run after a checkpoint.
+    public var stopRequested: () -> Bool = { false }
+    /// Polled between training steps: true writes a checkpoint now (and training continues).
+    public var checkpointRequested: () -> Bool = { false }
+    /// Called after each step (tests use it to stop at chosen points).
+    public var afterStep: ((Trainer) -> Void)?
+    /// Data already in memory (tests); nil loads the spec's dataset.
+    public var data: PreparedData?
+
+    public init(fork: Bool = false, stopRequested: @escaping () -> Bool = { false }) {
+        self.fork = fork
+        self.stopRequested = stopRequested
+    }
+}
+
 /// Runs a spec in the foreground into `outDir`, calling `log` with human-readable progress.
 public enum ForegroundRun {
     public static func execute(spec: RunSpec, outDir: String, threads: Int, log: (String) -> Void) throws -> RunSummary {
+        try execute(spec: spec, outDir: outDir, threads: threads, options: RunOptions(), log: log)
+    }
+
+    /// Runs, or resumes from the newest good checkpoint in `outDir/checkpoints`. A finished run
+    /// (summary.json present) is refused unless forking.
+    public static func execute(spec: RunSpec, outDir: String, threads: Int, options: RunOptions,
+                               log: (String) -> Void) throws -> RunSummary {
         let fm = FileManager.default
         let metricsPath = outDir + "/metrics.jsonl"
-        if fm.fileExists(atPath: metricsPath) {
-            throw FileError(path: outDir, problem: "already holds a run (metrics.jsonl exists); choose a new --out directory")
+        let checkpointDir = outDir + "/checkpoints"
+        let policy = spec.checkpoint ?? CheckpointSpec()
+        let checkpointer = Checkpointer(directory: checkpointDir, policy: policy)
+        let resuming = !checkpointer.store.list().isEmpty
+        if !resuming && fm.fileExists(atPath: metricsPath) && !fm.fileExists(atPath: checkpointDir) {
+            throw FileError(path: outDir, problem: "already holds a run without checkpoints (metrics.jsonl exists); choose a new --out directory")
+        }
+        if !options.fork && fm.fileExists(atPath: outDir + "/summary.json") {
+            throw FileError(path: outDir, problem: "already holds a finished run (summary.json exists); choose a new --out directory, "
+                            + "or --fork to continue it under a new spec")
         }
         do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
             throw FileError(path: outDir, problem: "cannot create the output directory (\(error.localizedDescription))")
         }
-        try DurableFile.write(spec.json.pretty + "\n", to: outDir + "/spec.json")
-        log("loading \(spec.data.kind.rawValue) from \(spec.data.path)")
-        let data = try PreparedData.load(spec.data)
+        let data: PreparedData
+        if let d = options.data { data = d } else {
+            log("loading \(spec.data.kind.rawValue) from \(spec.data.path)")
+            data = try PreparedData.load(spec.data)
+        }
         let trainer = try Trainer(spec: spec, data: data, threads: threads)
-        log("\(spec.architecture.rawValue) (width \(JSON.format(spec.width)), \(trainer.network.parameterCount) parameters), "
-            + "\(data.train.count) train / \(data.test.count) test images, \(spec.epochs) epochs, batch \(spec.batchSize), "
-            + "seed \(spec.seed), \(threads) thread\(threads == 1 ? "" : "s")")
-        let start = Trainer.monotonicSeconds()
         var records: [EpochRecord] = []
-        for _ in 0 ..< spec.epochs {
-            let r = trainer.runEpoch()
+        var resumedFrom: String?
+        if resuming {
+            var restore: (apply: () -> Void, records: [EpochRecord])?
+            let loaded: CheckpointStore.Loaded?
+            do {
+                loaded = try checkpointer.store.loadNewest { snap in
+                    restore = try RunCheckpoint.prepareRestore(snap, into: trainer, fork: options.fork)
+                }
+            } catch let e as CheckpointError {
+                throw FileError(path: checkpointDir, problem: e.description)
+            }
+            for q in loaded?.quarantined ?? [] {
+                log("checkpoint \(q.file) is damaged (\(q.error)); quarantined as \(q.file).corrupt, using the previous one")
+            }
+            if let loaded, let restore {
+                restore.apply()
+                records = restore.records
+                resumedFrom = loaded.file
+                let prov = loaded.snapshot.metadata["provenance"]
+                if let t = prov?["threads"]?.intValue, t != threads {
+                    log("note: the checkpoint was written with \(t) threads, this run uses \(threads): results will not be bit-identical")
+                }
+                if let b = prov?["build_id"]?.stringValue, b != Provenance.buildID {
+                    log("note: the checkpoint was written by build \(b), this is \(Provenance.buildID)")
+                }
+                log("resuming from \(loaded.file): \(trainer.epochsCompleted) epochs done, step \(trainer.stepInEpoch) of epoch \(trainer.epochsCompleted + 1)"
+                    + (options.fork ? " (forked under the new spec)" : ""))
+            }
+        }
+        // The spec and the metrics on disk always match the checkpoint the run continues from.
+        try DurableFile.write(spec.json.pretty + "\n", to: outDir + "/spec.json")
+        try DurableFile.write(records.map { MetricsFormat.json($0).rendered + "\n" }.joined(), to: metricsPath)
+        if resumedFrom == nil {
+            log("\(spec.architecture.rawValue) (width \(JSON.format(spec.width)), \(trainer.network.parameterCount) parameters), "
+                + "\(data.train.count) train / \(data.test.count) test images, \(spec.epochs) epochs, batch \(spec.batchSize), "
+                + "seed \(spec.seed), \(threads) thread\(threads == 1 ? "" : "s")")
+        }
+        let start = Trainer.monotonicSeconds()
+        func checkpoint() {
+            do {
+                let name = try checkpointer.save(trainer, records: records)
+                log("checkpoint \(name)")
+            } catch {
+                log("checkpoint failed (the previous one is intact): \(error)")
+            }
+        }
+        var summary = RunSummary(spec: spec, records: records, threads: threads, parameters: trainer.network.parameterCount, seconds: 0)
+        summary.resumedFrom = resumedFrom
+        if let p = trainer.pruner { summary.totalUnits = Dictionary(uniqueKeysWithValues: zip(p.layers.map(\.name), p.kept.map(\.count))) }
+        while trainer.epochsCompleted < spec.epochs {
+            var stopped = false
+            let record = trainer.runEpoch { t in
+                options.afterStep?(t)
+                if options.stopRequested() { stopped = true; return true }
+                if options.checkpointRequested() {
+                    log("checkpoint requested")
+                    checkpoint()
+                } else if checkpointer.due(t) {
+                    checkpoint()
+                }
+                return false
+            }
+            guard let r = record else {
+                checkpoint()
+                log("stopped at step \(trainer.stepInEpoch) of epoch \(trainer.epochsCompleted + 1); checkpoint written, resume with the same command")
+                summary.records = records
+                summary.interrupted = stopped
+                summary.seconds = Trainer.monotonicSeconds() - start
+                return summary
+            }
             records.append(r)
+            checkpoint()
             try DurableFile.appendLine(MetricsFormat.json(r).rendered, to: metricsPath)
             var line = String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  lr %g  %.1f s (%.0f img/s)",
                               r.epoch, spec.epochs, r.train.meanLoss, r.train.top1, r.post.meanLoss, r.post.top1, r.lr, r.seconds,
@@ -208,10 +346,16 @@ public enum ForegroundRun {
                 line += String(format: "  pre %.2f%% → post %.2f%%", r.pre.top1, r.post.top1)
             }
             log(line)
+            if options.stopRequested() && trainer.epochsCompleted < spec.epochs {
+                log("stopped after epoch \(r.epoch); checkpoint written, resume with the same command")
+                summary.records = records
+                summary.interrupted = true
+                summary.seconds = Trainer.monotonicSeconds() - start
+                return summary
+            }
         }
-        var summary = RunSummary(spec: spec, records: records, threads: threads, parameters: trainer.network.parameterCount,
-                                 seconds: Trainer.monotonicSeconds() - start)
-        if let p = trainer.pruner { summary.totalUnits = Dictionary(uniqueKeysWithValues: zip(p.layers.map(\.name), p.kept.map(\.count))) }
+        summary.records = records
+        summary.seconds = Trainer.monotonicSeconds() - start
         try DurableFile.write(summary.json.pretty + "\n", to: outDir + "/summary.json")
         return summary
     }

@@ -38,6 +38,29 @@ public struct DataSpec: Sendable, Equatable {
     }
 }
 
+/// When and how a run checkpoints (spec key "checkpoint"); a checkpoint is always written at
+/// each epoch end, and additionally every K steps and/or every T seconds.
+public struct CheckpointSpec: Sendable, Equatable {
+    public var everySteps: Int?
+    public var everySeconds: Double?
+    public var keepLast: Int = 3
+    public var level: Int = 1
+
+    public init(everySteps: Int? = nil, everySeconds: Double? = nil, keepLast: Int = 3, level: Int = 1) {
+        self.everySteps = everySteps
+        self.everySeconds = everySeconds
+        self.keepLast = keepLast
+        self.level = level
+    }
+
+    var json: JSON {
+        var out: [(String, JSON)] = []
+        if let k = everySteps { out.append(("every_steps", .number(Double(k)))) }
+        if let t = everySeconds { out.append(("every_seconds", .number(t))) }
+        return .object(out + [("keep_last", .number(Double(keepLast))), ("level", .number(Double(level)))])
+    }
+}
+
 public struct RunSpec: Sendable, Equatable {
     public var name: String = ""
     public var architecture: Architecture
@@ -53,6 +76,8 @@ public struct RunSpec: Sendable, Equatable {
     public var seed: UInt64 = 0
     /// Pruning during training (spec §5) and, optionally, noise instead of masking (§7).
     public var pruning: PruningPlan?
+    /// Checkpoint cadence and retention (nil: the defaults, a checkpoint at each epoch end).
+    public var checkpoint: CheckpointSpec?
 
     public init(architecture: Architecture, data: DataSpec, epochs: Int, seed: UInt64 = 0) {
         self.architecture = architecture
@@ -120,6 +145,17 @@ public struct RunSpec: Sendable, Equatable {
                                        restore: try n.bool("restore", default: false))
             try n.finish()
         }
+        if let c = try r.object("checkpoint") {
+            var cs = CheckpointSpec()
+            cs.everySteps = try c.optionalInt("every_steps", { $0 >= 1 }, "a positive number of steps")
+            if c.raw("every_seconds") != nil {
+                cs.everySeconds = try c.double("every_seconds", default: nil, { $0 > 0 && $0 <= 1e7 }, "in (0, 1e7] seconds")
+            }
+            cs.keepLast = try c.int("keep_last", default: 3, { $0 >= 1 && $0 <= 10_000 }, "in 1…10000")
+            cs.level = try c.int("level", default: 1, { $0 >= -7 && $0 <= 19 }, "a zstd level in -7…19")
+            try c.finish()
+            checkpoint = cs
+        }
         try r.finish()
     }
 
@@ -185,7 +221,7 @@ public struct RunSpec: Sendable, Equatable {
             ("epochs", .number(Double(epochs))), ("lr_milestones", .array(milestones.map { .number(Double($0)) })),
             ("lr_gamma", .number(gamma)), ("batch_size", .number(Double(batchSize))),
             ("test_batch_size", .number(Double(testBatchSize))), ("seed", .number(Double(seed))),
-        ] + pruningJSON)
+        ] + pruningJSON + (checkpoint.map { [("checkpoint", $0.json)] } ?? []))
     }
 
     private var pruningJSON: [(String, JSON)] {

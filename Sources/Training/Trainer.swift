@@ -85,6 +85,10 @@ public final class Trainer {
     /// Number of completed epochs (and of LR-schedule steps taken).
     public private(set) var epochsCompleted = 0
     public private(set) var lrSteps = 0
+    /// Training steps already taken in the current (unfinished) epoch; 0 at an epoch boundary.
+    public private(set) var stepInEpoch = 0
+    /// The training loss/accuracy of those steps.
+    public private(set) var partialTrain = BatchResult()
 
     public init(spec: RunSpec, data: PreparedData, threads: Int) throws {
         guard data.train.classes == data.test.classes else {
@@ -105,6 +109,17 @@ public final class Trainer {
     }
 
     public var currentLR: Double { spec.schedule.rate(afterSteps: lrSteps) }
+
+    /// Training steps per epoch.
+    public var stepsPerEpoch: Int { (data.train.count + spec.batchSize - 1) / spec.batchSize }
+
+    /// Whether the run is at an epoch boundary (no epoch half-trained).
+    public var atEpochBoundary: Bool { stepInEpoch == 0 }
+
+    /// Sets the run's position (checkpoint resume; the model state is restored separately).
+    func restoreProgress(epochsCompleted e: Int, lrSteps l: Int, stepInEpoch s: Int, partialTrain p: BatchResult) {
+        epochsCompleted = e; lrSteps = l; stepInEpoch = s; partialTrain = p
+    }
 
     /// Trains one epoch (0-based `epoch`); returns the on-the-fly training loss/accuracy
     /// (train mode, weights changing), weighted by batch size.
@@ -176,13 +191,35 @@ public final class Trainer {
 
     /// Runs the next epoch with the protocol of spec §4.2 and returns its record.
     public func runEpoch(clock: () -> Double = Trainer.monotonicSeconds) -> EpochRecord {
+        // Without a stop request the epoch always completes.
+        runEpoch(clock: clock, afterStep: { _ in false }) ?? EpochRecord(epoch: epochsCompleted, train: partialTrain, pre: BatchResult(),
+                                                                       post: BatchResult(), lr: currentLR, seconds: 0, trainImagesPerSecond: 0)
+    }
+
+    /// Runs (or continues, after a resume) the current epoch. After every training step
+    /// `afterStep` may checkpoint; returning true stops at that step boundary (nil is returned
+    /// and a later call continues from the next step exactly).
+    public func runEpoch(clock: () -> Double = Trainer.monotonicSeconds, afterStep: (Trainer) -> Bool) -> EpochRecord? {
         let epoch = epochsCompleted
         let t0 = clock()
         let lr = currentLR
         // Scratch pruning prunes at epoch 0 before any training: that epoch does not train and
         // does not step the learning-rate schedule (spec §4.1, §4.2).
         let scratchStart = spec.pruning?.scratch == true && epoch == 0
-        let train = scratchStart ? BatchResult() : trainEpoch(epoch)
+        let resumedImages = partialTrain.count
+        if !scratchStart {
+            let set = data.train
+            let order = Batcher.order(count: set.count, seed: spec.seed, epoch: epoch)
+            let b = spec.batchSize
+            context.training = true
+            while stepInEpoch < stepsPerEpoch {
+                let start = stepInEpoch * b, end = min(set.count, start + b)
+                partialTrain += trainStep(indices: order[start ..< end], epoch: epoch, position: start, lr: lr)
+                stepInEpoch += 1
+                if afterStep(self) { return nil }
+            }
+        }
+        let train = partialTrain
         let t1 = clock()
         let pre = evaluate()
         let pruned = pruner?.prune(epoch: epoch, optimizer: optimizer)
@@ -195,9 +232,11 @@ public final class Trainer {
         let changed = !(pruned ?? []).isEmpty || (pruner?.noiseActive ?? false) || finalZeroing
         let post = changed ? evaluate() : pre
         epochsCompleted += 1
+        stepInEpoch = 0
+        partialTrain = BatchResult()
         let t2 = clock()
         return EpochRecord(epoch: epoch + 1, train: train, pre: pre, post: post, lr: lr, seconds: t2 - t0,
-                           trainImagesPerSecond: Double(train.count) / max(t1 - t0, 1e-9), pruning: pruned,
+                           trainImagesPerSecond: Double(train.count - resumedImages) / max(t1 - t0, 1e-9), pruning: pruned,
                            prunedCounts: pruner?.prunedCounts ?? [], trained: !scratchStart)
     }
 

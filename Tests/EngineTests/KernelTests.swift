@@ -80,3 +80,49 @@ import Testing
         }
     }
 }
+
+@Suite struct OptimKernelTests {
+    /// The vectorised Adam step equals the scalar formula bit for bit (ranges not multiples of 4).
+    @Test(arguments: [0.0, 0.01])
+    func adamMatchesScalar(weightDecay: Double) {
+        let n = 37
+        let g0 = randomFloats(n, seed: 3), p0 = randomFloats(n, seed: 4)
+        let m0 = randomFloats(n, seed: 5, scale: 0.1), v0 = randomFloats(n, seed: 6, scale: 0.1).map { $0 * $0 }
+        let s = AdamScalars(beta1: 0.9, beta2: 0.999, oneMinusBeta1: Float(1 - 0.9), oneMinusBeta2: Float(1 - 0.999),
+                            stepSize: 0.0123, sqrtBiasCorrection2: 0.0447, eps: 1e-8, weightDecay: Float(weightDecay))
+        var p = p0, m = m0, v = v0
+        p.withUnsafeMutableBufferPointer { pp in m.withUnsafeMutableBufferPointer { mp in v.withUnsafeMutableBufferPointer { vp in
+            g0.withUnsafeBufferPointer { gp in
+                for r in [0 ..< 5, 5 ..< 22, 22 ..< 37] {
+                    OptimKernels.adam(p: pp.baseAddress!, g: gp.baseAddress!, m: mp.baseAddress!, v: vp.baseAddress!, range: r, s)
+                }
+            }
+        } } }
+        for i in 0 ..< n {
+            var gi = g0[i]
+            if s.weightDecay != 0 { gi += s.weightDecay * p0[i] }
+            let mi = s.beta1 * m0[i] + s.oneMinusBeta1 * gi
+            let vi = s.beta2 * v0[i] + s.oneMinusBeta2 * gi * gi
+            let pi = p0[i] - s.stepSize * (mi / (vi.squareRoot() / s.sqrtBiasCorrection2 + s.eps))
+            #expect(m[i] == mi && v[i] == vi && p[i] == pi, "element \(i)")
+        }
+    }
+}
+
+@Suite struct PoolKernelTests {
+    /// 2×2/stride-2 max pooling: first maximum wins ties; backward routes to it and zeroes the rest.
+    @Test func maxPoolTiesAndOddEdges() {
+        let x = Owned([1, 1, 0, 2, 9,
+                       0, 1, 2, 0, 9,
+                       3, 3, 3, 3, 9], channels: 1, batch: 1, height: 3, width: 5)
+        let pool = MaxPool2D("p")
+        let ctx = ExecutionContext(threads: 1)
+        let y = withExtendedLifetime(x) { values(pool.forward(x.act, ctx)) }
+        #expect(y == [1, 2])
+        let dy = Owned([10, 20], channels: 1, batch: 1, height: 1, width: 2)
+        let dx = withExtendedLifetime((x, dy)) { values(pool.backward(dy.act, ctx)) }
+        #expect(dx == [10, 0, 0, 20, 0,
+                       0, 0, 0, 0, 0,
+                       0, 0, 0, 0, 0])
+    }
+}
