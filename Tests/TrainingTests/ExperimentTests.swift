@@ -207,6 +207,28 @@ func prunedSpec(_ json: String) throws -> RunSpec { try RunSpec.parse(json) }
         #expect(after == before, "restore did not return the saved values bit for bit")
     }
 
+    /// The poster's Conv4 conditions: unstructured (single weights) and structured (neurons) pruning of fc1.
+    @Test(arguments: ["C4_U_L", "C4_S_S", "C4_U_R"])
+    func conv4DenseLayerPruning(_ name: String) throws {
+        var (spec, _) = Presets.scale(try #require(Presets.named(name)).spec, toEpochs: 4)
+        spec.width = 0.125
+        spec.batchSize = 32
+        let t = try Trainer(spec: spec, data: syntheticData(train: 64, test: 32), threads: 2)
+        for _ in 0 ..< spec.epochs { _ = t.runEpoch() }
+        let pruner = try #require(t.pruner)
+        let fc1 = try #require(pruner.layers.first?.linear)
+        let w = t.network.store.value(fc1.weight), b = t.network.store.value(fc1.bias)
+        let units = pruner.kept[0].count
+        #expect(units - pruner.kept[0].filter { $0 }.count == units - PruneSchedule.finalKept(units: units, fraction: 0.1))
+        for u in 0 ..< units where !pruner.kept[0][u] {
+            if spec.pruning?.granularity == .unstructured {
+                #expect(w[u] == 0)
+            } else {
+                #expect((0 ..< fc1.inFeatures).allSatisfy { w[u * fc1.inFeatures + $0] == 0 } && b[u] == 0)
+            }
+        }
+    }
+
     @Test func badPruningSpecsAreRejectedBeforeTraining() throws {
         let cases: [(String, String)] = [
             (#""layers": [{"name": "features.conv9", "fraction": 0.3, "start": 1, "end": 2}]"#, "pruning.layers[0].name"),
