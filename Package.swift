@@ -29,13 +29,18 @@ let package = Package(
         .target(name: "PrunedJSON", swiftSettings: plain),
         .target(name: "Checkpointing", dependencies: ["Engine", "PrunedJSON", "CZstd", "CZlib"], swiftSettings: optimised),
         .target(name: "Training", dependencies: ["Engine", "PrunedJSON", "Checkpointing"], swiftSettings: optimised),
+        .target(name: "Control", dependencies: ["PrunedJSON"], swiftSettings: plain),
+        .target(name: "Daemon", dependencies: ["Control", "Training", "Checkpointing", "Engine", "PrunedJSON", "CSystemd"],
+                swiftSettings: plain),
         .executableTarget(name: "pruned", dependencies: [
-            "Training", "Engine", "Checkpointing",
+            "Training", "Engine", "Checkpointing", "Daemon", "Control",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: plain),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], swiftSettings: optimised),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpointing", "Training", "Engine", "PrunedJSON"],
                     exclude: ["Fixtures"], swiftSettings: plain),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "PrunedJSON"], swiftSettings: plain),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Control", "Training", "PrunedJSON", "Checkpointing"], swiftSettings: plain),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "PrunedJSON"], swiftSettings: plain),
     ]
 )

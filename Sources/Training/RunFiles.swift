@@ -223,6 +223,14 @@ public struct RunOptions {
     public var checkpointRequested: () -> Bool = { false }
     /// Called after each step (tests use it to stop at chosen points).
     public var afterStep: ((Trainer) -> Void)?
+    /// Called after every checkpoint attempt with the file written, or the error (the previous
+    /// checkpoint is then intact).
+    public var onCheckpoint: ((_ file: String?, _ error: String?) -> Void)?
+    /// Called when an epoch ends, after its metrics row is durable.
+    public var onEpoch: ((EpochRecord) -> Void)?
+    /// Called once the trainer is ready (data loaded, checkpoint restored): total epochs and
+    /// steps per epoch, epochs already done, step within the current epoch.
+    public var onStart: ((_ trainer: Trainer, _ resumedFrom: String?) -> Void)?
     /// Data already in memory (tests); nil loads the spec's dataset.
     public var data: PreparedData?
 
@@ -302,13 +310,16 @@ public enum ForegroundRun {
                 + "\(data.train.count) train / \(data.test.count) test images, \(spec.epochs) epochs, batch \(spec.batchSize), "
                 + "seed \(spec.seed), \(threads) thread\(threads == 1 ? "" : "s")")
         }
+        options.onStart?(trainer, resumedFrom)
         let start = Trainer.monotonicSeconds()
         func checkpoint() {
             do {
                 let name = try checkpointer.save(trainer, records: records)
                 log("checkpoint \(name)")
+                options.onCheckpoint?(name, nil)
             } catch {
                 log("checkpoint failed (the previous one is intact): \(error)")
+                options.onCheckpoint?(nil, "\(error)")
             }
         }
         var summary = RunSummary(spec: spec, records: records, threads: threads, parameters: trainer.network.parameterCount, seconds: 0)
@@ -338,6 +349,7 @@ public enum ForegroundRun {
             records.append(r)
             checkpoint()
             try DurableFile.appendLine(MetricsFormat.json(r).rendered, to: metricsPath)
+            options.onEpoch?(r)
             var line = String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  lr %g  %.1f s (%.0f img/s)",
                               r.epoch, spec.epochs, r.train.meanLoss, r.train.top1, r.post.meanLoss, r.post.top1, r.lr, r.seconds,
                               r.trainImagesPerSecond)

@@ -3,6 +3,8 @@
 // to argument parsing; the work lives in Training and Checkpointing.
 import ArgumentParser
 import Checkpointing
+import Control
+import Daemon
 import Engine
 import Foundation
 import PrunedJSON
@@ -14,7 +16,77 @@ struct Pruned: ParsableCommand {
         commandName: "pruned",
         abstract: "Train and prune CNNs for generalization-stability experiments.",
         version: "0.1.0",
-        subcommands: [Run.self, Bench.self, PresetsCommand.self, Layers.self, Ckpt.self])
+        subcommands: [DaemonCommand.self, Run.self, Bench.self, PresetsCommand.self, Layers.self, Ckpt.self])
+}
+
+struct DaemonCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Run the queue daemon: a persistent queue of runs controlled over a Unix socket (see docs/PROTOCOL.md).",
+        discussion: """
+        Paths: the state directory is --state-dir, else $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/pruned, else         ~/.local/state/pruned. The socket comes from systemd (LISTEN_FDS, named 'control'), else --socket, else         $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/pruned/control.sock, else /tmp/pruned-UID/control.sock.
+        """)
+
+    @Option(name: .long, help: "State directory (ledger, runs/).") var stateDir: String?
+    @Option(name: .long, help: "Socket path to bind when systemd passes none.") var socket: String?
+    @Option(name: .long, help: "Runs trained at the same time.") var runs = 1
+    @Option(name: .long, help: "Threads per run (default: cores / runs).") var threads: Int?
+    @Option(name: .long, help: "What to do at start with runs a stop or crash interrupted: resume or hold.") var onStart = "resume"
+    @Option(name: .long, help: "Only this group's members (and root and the daemon's user) may connect.") var allowedGroup: String?
+    @Option(name: .long, help: "This group's members may change anybody's runs and drain the daemon.") var adminGroup: String?
+    @Option(name: .long, help: "Maximum simultaneous connections.") var maxConnections = 128
+    @Option(name: .long, help: "Seconds before a silent connection is closed (subscribers excepted).") var idleTimeout: Double = 900
+    @Option(name: .long, help: "Maximum request line length in bytes.") var maxLine = ProtocolInfo.defaultMaxLineBytes
+    @Option(name: .long, help: "Relative dataset paths in specs resolve against this directory (default: the state directory).") var dataRoot: String?
+    @Option(name: .long, help: "Seconds without a training step before the watchdog is starved.") var stallLimit: Double = 1800
+
+    func validate() throws {
+        guard (1 ... 64).contains(runs) else { throw ValidationError("--runs must be in 1…64") }
+        if let threads, !(1 ... 256).contains(threads) { throw ValidationError("--threads must be in 1…256") }
+        guard onStart == "resume" || onStart == "hold" else { throw ValidationError("--on-start must be resume or hold") }
+        guard (1 ... 100_000).contains(maxConnections) else { throw ValidationError("--max-connections must be in 1…100000") }
+        guard idleTimeout > 0, stallLimit > 0 else { throw ValidationError("timeouts must be positive") }
+        guard (256 ... (64 << 20)).contains(maxLine) else { throw ValidationError("--max-line must be in 256…67108864") }
+    }
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        let home = env["HOME"] ?? NSHomeDirectory()
+        let state = stateDir ?? env["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
+            ?? (env["XDG_STATE_HOME"].map { $0 + "/pruned" } ?? home + "/.local/state/pruned")
+        var config = DaemonConfiguration(stateDirectory: state)
+        let logger = Logger()
+        do {
+            config.listenFD = try SocketActivation.listeningSocket()
+        } catch {
+            logger.log(.error, "\(error)")
+            throw ExitCode(1)
+        }
+        if config.listenFD == nil {
+            config.socketPath = socket ?? env["RUNTIME_DIRECTORY"].flatMap { $0.split(separator: ":").first.map { $0 + "/control.sock" } }
+                ?? env["XDG_RUNTIME_DIR"].map { $0 + "/pruned/control.sock" } ?? "/tmp/pruned-\(getuid())/control.sock"
+        }
+        config.runs = runs
+        config.threadsPerRun = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / runs)
+        config.resumeOnStart = onStart == "resume"
+        config.allowedGroup = allowedGroup
+        config.adminGroup = adminGroup
+        config.maxConnections = maxConnections
+        config.idleTimeout = idleTimeout
+        config.maxLineBytes = maxLine
+        config.dataRoot = dataRoot
+        config.stallLimit = stallLimit
+        config.version = Pruned.configuration.version
+        Provenance.buildName = "pruned-" + config.version
+        do {
+            let daemon = try Daemon(configuration: config, logger: logger)
+            try daemon.run()
+        } catch {
+            logger.log(.error, "\(error)")
+            Notify.send("STATUS=failed: \(error)")
+            throw ExitCode(1)
+        }
+    }
 }
 
 func printErr(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8) ?? Data()) }

@@ -1,0 +1,467 @@
+// The daemon's state: runs (replayed from the ledger), the scheduler, the event ring and
+// shutdown. All of it is guarded by one lock; the control loop (ControlServer) and the run
+// workers (RunWorker) only meet here. `Daemon.run()` is the entry point `pruned daemon` calls.
+import Checkpointing
+import Control
+import Engine
+import Foundation
+import PrunedJSON
+import Training
+
+public struct DaemonConfiguration: Sendable {
+    public var stateDirectory: String
+    /// Where to bind when systemd passes no socket.
+    public var socketPath: String?
+    /// A listening socket already open (systemd socket activation); wins over `socketPath`.
+    public var listenFD: Int32?
+    /// Concurrent runs and threads per run; runs × threads should not exceed the cores.
+    public var runs = 1
+    public var threadsPerRun = 2
+    /// Runs interrupted by a stop or crash are queued again at start (else left interrupted).
+    public var resumeOnStart = true
+    /// Only members of this group (and root and the daemon's own user) may connect.
+    public var allowedGroup: String?
+    /// Members of this group may change anybody's runs.
+    public var adminGroup: String?
+    public var maxConnections = 128
+    /// Seconds a connection may stay silent (subscribers excepted) before it is closed.
+    public var idleTimeout: Double = 900
+    public var maxLineBytes = ProtocolInfo.defaultMaxLineBytes
+    /// A client that lets this many reply/event bytes pile up unread is disconnected.
+    public var outputLimitBytes = 8 << 20
+    public var eventRingSize = 4096
+    /// A running run that reports no step for this long withholds the watchdog ping.
+    public var stallLimit: Double = 1800
+    /// Relative dataset paths in specs resolve against this directory (default: the state dir).
+    public var dataRoot: String?
+    public var version = "0.1.0"
+
+    public init(stateDirectory: String) { self.stateDirectory = stateDirectory }
+
+    public var runsDirectory: String { stateDirectory + "/runs" }
+}
+
+/// Why a worker was asked to stop at its next step boundary.
+enum StopReason: Equatable {
+    case pause
+    case cancel(UInt32)
+    case shutdown(String)
+}
+
+/// One connected client as the handlers see it.
+public struct Peer: Sendable {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var name: String
+    public var admin: Bool
+}
+
+/// What a handler answers: a reply now, or later (the connection waits for it in order).
+enum HandlerResult {
+    case reply(Reply)
+    case deferred(Int)
+    case subscribe(Reply, cursor: UInt64, run: RunID?, group: String?)
+    case unsubscribe(Reply)
+    case close(Reply)
+}
+
+struct Event {
+    var seq: UInt64
+    var run: RunID?
+    var group: String?
+    var json: JSON
+}
+
+public final class Daemon: @unchecked Sendable {
+    public let config: DaemonConfiguration
+    public let logger: Logger
+    let ledger: Ledger
+    let lock = NSLock()
+    public let bootID: String
+    let startTime = Date().timeIntervalSince1970
+    let dataRoot: String
+
+    // Guarded by `lock`.
+    var runs: [RunID: RunRecord] = [:]
+    var workers: [RunID: RunWorker] = [:]
+    var nextID = 1
+    var nextOrder = 1
+    var events: [Event] = []
+    var nextSeq: UInt64 = 1
+    var completions: [(Int, Reply)] = []
+    var nextToken = 1
+    var draining: DrainMode?
+    var stopping: String?
+    var statusDirty = true
+
+    /// Set by the control loop; workers write a byte to wake it.
+    var wakeWrite: Int32 = -1
+    var server: ControlServer?
+
+    /// Replays the ledger and recovers runs that were running when the daemon last stopped.
+    public init(configuration: DaemonConfiguration, logger: Logger = Logger()) throws {
+        config = configuration
+        self.logger = logger
+        var bytes = [UInt8](repeating: 0, count: 6)
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0 ... 255) }
+        bootID = bytes.map { String(format: "%02x", $0) }.joined()
+        dataRoot = configuration.dataRoot ?? configuration.stateDirectory
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(atPath: configuration.runsDirectory, withIntermediateDirectories: true,
+                                   attributes: [.posixPermissions: 0o750])
+        } catch {
+            throw DaemonError("cannot create the state directory \(configuration.runsDirectory): \(error.localizedDescription)")
+        }
+        ledger = Ledger(path: configuration.stateDirectory + "/ledger.jsonl")
+        let replay = try ledger.open()
+        for n in replay.notes { logger.log(.warning, n) }
+        runs = replay.runs
+        nextID = (runs.keys.map(\.number).max() ?? 0) + 1
+        nextOrder = (runs.values.map(\.order).max() ?? 0) + 1
+        try recover()
+    }
+
+    func now() -> Double { Date().timeIntervalSince1970 }
+
+    func recover() throws {
+        var changed: [RunRecord] = []
+        for var r in runs.values.sorted(by: { $0.id < $1.id }) {
+            let before = r
+            if r.state == .running {
+                switch r.pending {
+                case "pause": r.state = .paused
+                case "cancel": r.state = .cancelled; r.finished = now()
+                default:
+                    r.state = .interrupted
+                    r.reason = "the daemon stopped while the run was training (crash, kill or power loss)"
+                }
+                r.pending = nil
+            }
+            if r.state == .interrupted && config.resumeOnStart {
+                logger.log(.notice, "resuming \(r.id) from its newest checkpoint (\(r.reason ?? "interrupted"))", fields: [("RUN_ID", r.id.description), ("EVENT", "recover")])
+                r.state = .queued
+            }
+            if r != before { changed.append(r) }
+        }
+        for r in changed {
+            try ledger.append(r, time: now())
+            runs[r.id] = r
+        }
+        if ledger.lines > 2 * runs.count + 64 {
+            try ledger.compact(Array(runs.values), time: now())
+        }
+        let counts = Dictionary(grouping: runs.values, by: \.state).mapValues(\.count)
+        logger.log(.info, "recovered \(runs.count) runs from the ledger" + (runs.isEmpty ? "" : ": ")
+                   + RunState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
+    }
+
+    public func runDirectory(_ id: RunID) -> String { config.runsDirectory + "/" + id.description }
+
+    // MARK: events
+
+    /// Appends an event to the ring (lock held) and logs it.
+    func emitLocked(_ type: String, run: RunID?, fields: [(String, JSON)], level: LogLevel = .info, message: String? = nil) {
+        var pairs: [(String, JSON)] = [("seq", .number(Double(nextSeq))), ("time", .number(now())), ("type", .string(type))]
+        if let run { pairs.append(("run", .string(run.description))) }
+        pairs += fields
+        let group = run.flatMap { runs[$0]?.group }
+        events.append(Event(seq: nextSeq, run: run, group: group, json: .object(pairs)))
+        nextSeq += 1
+        if events.count > config.eventRingSize { events.removeFirst(events.count - config.eventRingSize) }
+        statusDirty = true
+        if let message {
+            var f: [(String, String)] = [("EVENT", type)]
+            if let run { f.insert(("RUN_ID", run.description), at: 0) }
+            if let e = fields.first(where: { $0.0 == "epoch" })?.1.intValue { f.append(("EPOCH", String(e))) }
+            logger.log(level, message, fields: f)
+        }
+        wake()
+    }
+
+    func wake() {
+        if wakeWrite >= 0 {
+            var b: UInt8 = 1
+            _ = Glibc.write(wakeWrite, &b, 1)
+        }
+    }
+
+    /// Writes a changed record to the ledger, then to memory (lock held). Throws STORAGE.
+    func commitLocked(_ r: RunRecord) throws {
+        do { try ledger.append(r, time: now()) } catch {
+            logger.log(.error, "ledger write failed: \(error)", fields: [("RUN_ID", r.id.description)])
+            throw ProtocolError(.storage, "could not record the change durably (\(error)); nothing was changed")
+        }
+        let old = runs[r.id]
+        runs[r.id] = r
+        if old?.state != r.state {
+            var fields: [(String, JSON)] = [("from", old.map { .string($0.state.rawValue) } ?? .null), ("to", .string(r.state.rawValue))]
+            if let reason = r.reason, r.state == .failed || r.state == .interrupted { fields.append(("reason", .string(reason))) }
+            emitLocked("state", run: r.id, fields: fields, level: r.state == .failed ? .error : .info,
+                       message: "\(r.id) \(old?.state.rawValue ?? "new") → \(r.state.rawValue)" + (r.state == .failed ? ": \(r.reason ?? "")" : ""))
+        }
+    }
+
+    /// Records a change that is not a reply to anyone (worker transitions); failures are logged.
+    func commitQuietlyLocked(_ r: RunRecord) {
+        do { try commitLocked(r) } catch { runs[r.id] = r }
+    }
+
+    func resolveLocked(_ token: Int, _ reply: Reply) {
+        completions.append((token, reply))
+        wake()
+    }
+
+    func newTokenLocked() -> Int {
+        nextToken += 1
+        return nextToken
+    }
+
+    // MARK: scheduling
+
+    /// Starts queued runs while slots are free: highest priority first, then submission order.
+    func dispatchLocked() {
+        guard draining == nil, stopping == nil else { return }
+        while workers.count < config.runs {
+            let candidates = runs.values.filter { $0.state == .queued }
+            guard let next = candidates.min(by: { ($0.priority, -$0.order) > ($1.priority, -$1.order) }) else { return }
+            startLocked(next)
+        }
+    }
+
+    func startLocked(_ record: RunRecord) {
+        var r = record
+        r.state = .running
+        r.started = now()
+        r.starts += 1
+        r.pending = nil
+        r.reason = nil
+        let spec: RunSpec
+        do {
+            spec = try RunSpec(json: r.spec)
+        } catch {
+            r.state = .failed
+            r.reason = "the stored spec no longer parses: \(error)"
+            r.finished = now()
+            commitQuietlyLocked(r)
+            return
+        }
+        do { try commitLocked(r) } catch {
+            // Not durable: do not start (a crash would lose the fact it ran). Retried on the next change.
+            return
+        }
+        let dir = runDirectory(r.id)
+        let store = CheckpointStore(directory: dir + "/checkpoints")
+        if store.list().isEmpty {
+            // Nothing to resume: a previous attempt's partial metrics must not block a fresh start.
+            try? FileManager.default.removeItem(atPath: dir + "/metrics.jsonl")
+        }
+        let worker = RunWorker(id: r.id, daemon: self, spec: spec, fork: r.forkOf != nil, directory: dir, threads: config.threadsPerRun)
+        workers[r.id] = worker
+        worker.start()
+    }
+
+    // MARK: worker callbacks (any thread)
+
+    func workerStarted(_ id: RunID, trainer: Trainer, resumedFrom: String?) {
+        lock.withLock {
+            guard var r = runs[id] else { return }
+            r.epochsDone = trainer.epochsCompleted
+            r.step = trainer.stepInEpoch
+            r.stepsPerEpoch = trainer.stepsPerEpoch
+            r.epochs = trainer.spec.epochs
+            runs[id] = r
+            workers[id]?.heartbeat = Trainer.monotonicSeconds()
+            var fields: [(String, JSON)] = [("epochs_done", .number(Double(r.epochsDone))), ("step", .number(Double(r.step)))]
+            if let resumedFrom { fields.append(("checkpoint", .string(resumedFrom))) }
+            emitLocked(resumedFrom == nil ? "started" : "resumed", run: id, fields: fields,
+                       message: resumedFrom.map { "\(id) resumed from \($0) at epoch \(r.epochsDone + 1) step \(r.step)" } ?? "\(id) started")
+        }
+    }
+
+    func workerStepped(_ id: RunID, trainer: Trainer) {
+        let t = Trainer.monotonicSeconds()
+        lock.withLock {
+            guard var r = runs[id], let w = workers[id] else { return }
+            if let last = w.lastStepTime, t > last {
+                let ips = Double(trainer.spec.batchSize) / (t - last)
+                r.imagesPerSecond = r.imagesPerSecond.map { 0.9 * $0 + 0.1 * ips } ?? ips
+            }
+            w.lastStepTime = t
+            w.heartbeat = t
+            r.epochsDone = trainer.epochsCompleted
+            r.step = trainer.stepInEpoch
+            runs[id] = r
+            statusDirty = true
+        }
+    }
+
+    func workerEpoch(_ id: RunID, record e: EpochRecord) {
+        lock.withLock {
+            guard var r = runs[id] else { return }
+            r.epochsDone = e.epoch
+            r.step = 0
+            r.lastTestAcc = e.post.top1
+            r.bestTestAcc = max(r.bestTestAcc ?? -1, e.post.top1)
+            workers[id]?.heartbeat = Trainer.monotonicSeconds()
+            workers[id]?.lastStepTime = nil
+            var fields: [(String, JSON)] = [
+                ("epoch", .number(Double(e.epoch))), ("epochs", .number(Double(r.epochs))),
+                ("train_loss", .number(e.train.meanLoss)), ("train_acc", .number(e.train.top1)),
+                ("test_loss", .number(e.post.meanLoss)), ("test_acc", .number(e.post.top1)),
+                ("lr", .number(e.lr)), ("seconds", .number(e.seconds)), ("images_per_second", .number(e.trainImagesPerSecond)),
+            ]
+            if e.isPruningEpoch { fields.append(("instability", e.instability.map { .number($0) } ?? .null)) }
+            emitLocked("epoch", run: id, fields: fields,
+                       message: String(format: "%@ epoch %d/%d test acc %.2f%% train acc %.2f%%", id.description, e.epoch, r.epochs, e.post.top1, e.train.top1))
+            if let events = e.pruning, !events.isEmpty {
+                r.lastInstability = e.instability
+                emitLocked("prune", run: id, fields: [
+                    ("epoch", .number(Double(e.epoch))), ("t_pre", .number(e.pre.top1)), ("t_post", .number(e.post.top1)),
+                    ("instability", e.instability.map { .number($0) } ?? .null),
+                    ("instability_points", e.instabilityPoints.map { .number($0) } ?? .null),
+                    ("layers", .array(events.map { .object([("layer", .string($0.layer)), ("k", .number(Double($0.k))),
+                                                            ("mean_score", .number($0.meanScore))]) })),
+                ], message: String(format: "%@ pruned at epoch %d: %@; test acc %.2f%% → %.2f%%", id.description, e.epoch,
+                                   events.map { "\($0.layer) \($0.k)" }.joined(separator: ", "), e.pre.top1, e.post.top1))
+            }
+            commitQuietlyLocked(r)
+        }
+    }
+
+    func workerCheckpointed(_ id: RunID, file: String?, error: String?) {
+        lock.withLock {
+            guard var r = runs[id] else { return }
+            let waiters = workers[id]?.checkpointInFlight ?? []
+            workers[id]?.checkpointInFlight = []
+            if let file {
+                r.lastCheckpoint = file
+                runs[id] = r
+                emitLocked("checkpoint", run: id, fields: [("file", .string(file)), ("epochs_done", .number(Double(r.epochsDone))),
+                                                           ("step", .number(Double(r.step)))], level: .debug,
+                           message: waiters.isEmpty ? nil : "\(id) checkpoint \(file) (requested)")
+                for t in waiters { resolveLocked(t, .ok(.object([("run", .string(id.description)), ("checkpoint", .string(file))]))) }
+            } else {
+                let message = error ?? "unknown error"
+                emitLocked("error", run: id, fields: [("message", .string("checkpoint failed: " + message))], level: .error,
+                           message: "\(id) checkpoint failed (the previous one is intact): \(message)")
+                for t in waiters { resolveLocked(t, .error(ProtocolError(.storage, "checkpoint failed (the previous one is intact): \(message)"))) }
+            }
+        }
+    }
+
+    func workerLog(_ id: RunID, _ line: String) {
+        logger.log(.info, "\(id) \(line)", fields: [("RUN_ID", id.description), ("EVENT", "log")])
+    }
+
+    enum Outcome {
+        case finished(RunSummary)
+        case failed(String)
+    }
+
+    func workerFinished(_ id: RunID, _ outcome: Outcome) {
+        lock.withLock {
+            guard let w = workers.removeValue(forKey: id), var r = runs[id] else { return }
+            switch (outcome, w.stop) {
+            case (.finished(let s), _) where !s.interrupted:
+                r.state = .completed
+                r.epochsDone = s.records.count
+            case (_, .cancel(let uid)?):
+                r.state = .cancelled
+                r.cancelledBy = uid
+            case (.failed(let reason), _):
+                r.state = .failed
+                r.reason = reason
+            case (_, .pause?):
+                r.state = .paused
+            case (_, .shutdown(let why)?):
+                r.state = .interrupted
+                r.reason = why
+            case (.finished, nil):
+                r.state = .interrupted
+                r.reason = "stopped without a request"
+            }
+            r.pending = nil
+            if r.state.isTerminal { r.finished = now() }
+            commitQuietlyLocked(r)
+            let reply: Reply = .ok(r.json)
+            for t in w.stopWaiters { resolveLocked(t, reply) }
+            for t in w.checkpointWaiters + w.checkpointInFlight {
+                resolveLocked(t, .error(ProtocolError(.badState, "\(id) stopped (\(r.state.rawValue)) before the checkpoint was taken"
+                                                      + (r.lastCheckpoint.map { "; its last checkpoint is \($0)" } ?? ""))))
+            }
+            dispatchLocked()
+            wake()
+        }
+    }
+
+    // MARK: status
+
+    /// The one-line STATUS= text for systemd and `status`.
+    func statusLineLocked() -> String {
+        let counts = Dictionary(grouping: runs.values, by: \.state).mapValues(\.count)
+        var parts = [RunState.running, .queued, .held, .paused, .interrupted, .failed].compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }
+        if parts.isEmpty { parts = ["idle"] }
+        var line = parts.joined(separator: ", ")
+        for id in workers.keys.sorted() {
+            guard let r = runs[id] else { continue }
+            line += String(format: "; %@ epoch %d/%d step %d/%d", id.description, min(r.epochsDone + 1, r.epochs), r.epochs, r.step, r.stepsPerEpoch)
+            if let ips = r.imagesPerSecond { line += String(format: " (%.0f img/s)", ips) }
+        }
+        if let d = draining { line += "; draining (\(d.rawValue))" }
+        if stopping != nil { line += "; stopping" }
+        return line
+    }
+
+    /// Whether every running run stepped recently (the watchdog is fed only then).
+    func workersAliveLocked() -> Bool {
+        let t = Trainer.monotonicSeconds()
+        return workers.values.allSatisfy { t - $0.heartbeat < config.stallLimit }
+    }
+
+    // MARK: lifecycle
+
+    /// Asks every running run to checkpoint at its next step and stop (SIGTERM, `drain now`).
+    func beginStopLocked(_ why: String) {
+        guard stopping == nil else { return }
+        stopping = why
+        logger.log(.notice, "stopping (\(why)): checkpointing \(workers.count) running run(s)")
+        emitLocked("daemon", run: nil, fields: [("what", .string("stopping")), ("reason", .string(why))])
+        for w in workers.values where w.stop == nil { w.stop = .shutdown(why) }
+        wake()
+    }
+
+    /// Runs the daemon until it is stopped: binds or adopts the socket, sends READY=1, serves.
+    public func run() throws {
+        let server = try ControlServer(daemon: self)
+        lock.withLock {
+            self.server = server
+            wakeWrite = server.wakeWrite
+        }
+        lock.withLock { dispatchLocked() }
+        let statusLine = lock.withLock { statusLineLocked() }
+        Notify.send("READY=1\nSTATUS=" + statusLine)
+        logger.log(.notice, "ready on \(server.describeSocket) (protocol \(ProtocolInfo.version), daemon \(config.version), \(config.runs) run(s) × \(config.threadsPerRun) thread(s))")
+        try server.loop()
+        server.shutdown()
+        lock.withLock { wakeWrite = -1; self.server = nil }
+        logger.log(.notice, "stopped")
+    }
+
+    /// Thread-safe stop request (signal handlers use the server's pipe instead).
+    public func requestStop(_ why: String = "stop requested") {
+        lock.withLock { beginStopLocked(why) }
+    }
+
+    /// For tests and benchmarks: a snapshot of one run.
+    public func record(_ id: RunID) -> RunRecord? { lock.withLock { runs[id] } }
+}
+
+extension NSLock {
+    @inline(__always) func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+}

@@ -1,0 +1,448 @@
+// One handler per protocol verb behind an exhaustive switch. Handlers validate completely before
+// changing anything, make every change durable in the ledger before answering OK, and return
+// errors as replies: nothing a client sends can stop the daemon.
+import Checkpointing
+import Control
+import Engine
+import Foundation
+import PrunedJSON
+import Training
+
+extension Daemon {
+    func handle(_ request: Request, peer: Peer) -> HandlerResult {
+        do {
+            if stoppingNow(), request.isMutating {
+                throw ProtocolError(.shuttingDown, "the daemon is stopping (\(lock.withLock { stopping ?? "" })); try again after it restarts")
+            }
+            switch request {
+            case .ping: return .reply(.ok(.object([("pong", .bool(true)), ("time", .number(now()))])))
+            case .version: return .reply(.ok(versionJSON()))
+            case .help(let verb): return .reply(.ok(helpJSON(verb)))
+            case .status: return .reply(.ok(statusJSON()))
+            case .quit: return .close(.ok(.object([("bye", .bool(true))])))
+            case .submit(let edits): return .reply(try submit(edits, peer: peer))
+            case .list(let filter): return .reply(try list(filter))
+            case .show(let id): return .reply(.ok(try show(id)))
+            case .metrics(let id, let kind, let since): return .reply(.ok(try metrics(id, kind: kind, since: since)))
+            case .pause(let id): return try pause(id, peer: peer)
+            case .cancel(let id): return try cancel(id, peer: peer)
+            case .resume(let id):
+                return .reply(try transition(id, peer: peer, verb: "resume", to: .queued, from: [.paused, .interrupted, .failed],
+                                             already: [.queued, .running], hint: [.held: "it is held; use release"]))
+            case .hold(let id):
+                return .reply(try transition(id, peer: peer, verb: "hold", to: .held, from: [.queued, .interrupted], already: [.held],
+                                             hint: [.running: "it is running; pause it instead", .paused: "it is paused and will not run until resumed"]))
+            case .release(let id):
+                return .reply(try transition(id, peer: peer, verb: "release", to: .queued, from: [.held], already: [.queued, .running], hint: [:]))
+            case .priority(let id, let p):
+                var e = RunEdits()
+                e.priority = p
+                return .reply(try set(id, e, peer: peer))
+            case .set(let id, let edits): return .reply(try set(id, edits, peer: peer))
+            case .fork(let id, let checkpoint, let edits): return .reply(try fork(id, checkpoint: checkpoint, edits, peer: peer))
+            case .checkpoint(let id): return try checkpoint(id, peer: peer)
+            case .subscribe(let since, let run, let group):
+                return lock.withLock {
+                    let oldest = events.first?.seq ?? nextSeq
+                    let from = since.map { $0 + 1 } ?? nextSeq
+                    let lost = from < oldest ? oldest - from : 0
+                    let reply = Reply.ok(.object([("subscribed", .bool(true)), ("boot_id", .string(bootID)), ("next_seq", .number(Double(nextSeq))),
+                                                  ("oldest_seq", .number(Double(oldest))), ("lost", .number(Double(lost)))]))
+                    return .subscribe(reply, cursor: max(from, oldest), run: run, group: group)
+                }
+            case .unsubscribe: return .unsubscribe(.ok(.object([("subscribed", .bool(false))])))
+            case .drain(let mode): return .reply(try drain(mode, peer: peer))
+            }
+        } catch let e as ProtocolError {
+            return .reply(.error(e))
+        } catch {
+            logger.log(.error, "internal error handling \(request.verb.rawValue): \(error)")
+            return .reply(.error(ProtocolError(.internal, "\(error)")))
+        }
+    }
+
+    func stoppingNow() -> Bool { lock.withLock { stopping != nil } }
+
+    func versionJSON() -> JSON {
+        .object([("protocol", .number(Double(ProtocolInfo.version))), ("daemon", .string(config.version)),
+                 ("build", .string(Provenance.buildID)), ("boot_id", .string(bootID))])
+    }
+
+    func helpJSON(_ verb: String?) -> JSON {
+        if let verb, let v = Verb(rawValue: verb) {
+            return .object([("command", .string(v.rawValue)), ("usage", .string(v.usage)), ("summary", .string(v.summary))])
+        }
+        return .object([("commands", .array(Verb.allCases.map { .object([("command", .string($0.rawValue)), ("usage", .string($0.usage)),
+                                                                           ("summary", .string($0.summary))]) })),
+                        ("errors", .object(ErrorCode.allCases.map { ($0.rawValue, .string($0.meaning)) }))])
+    }
+
+    func statusJSON() -> JSON {
+        lock.withLock {
+            let counts = Dictionary(grouping: runs.values, by: \.state).mapValues(\.count)
+            return .object([
+                ("daemon", .string(config.version)), ("protocol", .number(Double(ProtocolInfo.version))), ("boot_id", .string(bootID)),
+                ("uptime", .number((now() - startTime).rounded())),
+                ("runs", .object(RunState.allCases.map { ($0.rawValue, .number(Double(counts[$0] ?? 0))) })),
+                ("running", .array(workers.keys.sorted().compactMap { runs[$0]?.summaryJSON })),
+                ("slots", .number(Double(config.runs))), ("threads_per_run", .number(Double(config.threadsPerRun))),
+                ("draining", draining.map { .string($0.rawValue) } ?? .null), ("stopping", stopping.map { .string($0) } ?? .null),
+                ("status", .string(statusLineLocked())), ("next_seq", .number(Double(nextSeq))),
+                ("state_directory", .string(config.stateDirectory)),
+            ])
+        }
+    }
+
+    // MARK: lookups and permissions
+
+    func existing(_ id: RunID) throws -> RunRecord {
+        guard let r = lock.withLock({ runs[id] }) else { throw ProtocolError(.notFound, "no run \(id)") }
+        return r
+    }
+
+    func requireOwner(_ r: RunRecord, _ peer: Peer, _ verb: String) throws {
+        guard peer.uid == 0 || peer.uid == r.owner || peer.uid == getuid() || peer.admin else {
+            throw ProtocolError(.permissionDenied, "\(verb) \(r.id): the run belongs to \(r.ownerName); only its owner, root or the admin group may change it")
+        }
+    }
+
+    // MARK: specs
+
+    /// Builds and validates the canonical spec JSON from a preset or inline spec plus overrides.
+    func buildSpec(base: JSON?, preset: String?, overrides: [Override]) throws -> (JSON, RunSpec) {
+        var json: JSON
+        var rest = overrides
+        if let preset {
+            guard let p = Presets.named(preset) else {
+                throw ProtocolError(.notFound, "no preset '\(preset.prefix(60))'; `pruned presets` lists them")
+            }
+            var s = p.spec
+            if let i = rest.firstIndex(where: { $0.path == "epochs" }) {
+                guard let n = rest[i].value.intValue, (1 ... 100_000).contains(n) else {
+                    throw ProtocolError(.badSpec, "run spec field 'epochs': must be an integer in 1…100000")
+                }
+                s = Presets.scale(s, toEpochs: n).0
+                rest.remove(at: i)
+            }
+            s.name = s.name.isEmpty ? preset : s.name
+            json = s.json
+        } else if let base {
+            json = base
+        } else {
+            throw ProtocolError(.badArgument, "name a preset or give spec={...}")
+        }
+        for o in rest { json = try Daemon.setPath(json, o.path.split(separator: ".").map(String.init), o.value, full: o.path) }
+        // Relative dataset paths are the daemon's data root's.
+        if let path = json["dataset"]?["path"]?.stringValue, !path.isEmpty, !path.hasPrefix("/") {
+            json = try Daemon.setPath(json, ["dataset", "path"], .string(dataRoot + "/" + path), full: "dataset.path")
+        }
+        let spec: RunSpec
+        do {
+            spec = try RunSpec(json: json)
+            try spec.validateAgainstModel()
+        } catch let e as SpecError {
+            throw ProtocolError(.badSpec, e.description)
+        }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: spec.data.path, isDirectory: &isDir), isDir.boolValue else {
+            throw ProtocolError(.badSpec, "run spec field 'dataset.path': \(spec.data.path) is not a directory the daemon can see"
+                                + (spec.data.kind == .cifar10 ? " (download CIFAR-10's binary version there first)" : ""))
+        }
+        return (spec.json, spec)
+    }
+
+    /// Sets `value` at a dotted path, creating objects on the way; numeric segments index arrays.
+    static func setPath(_ json: JSON, _ path: [String], _ value: JSON, full: String) throws -> JSON {
+        guard let key = path.first else { return value }
+        let rest = Array(path.dropFirst())
+        switch json {
+        case .object(var pairs):
+            if let i = pairs.firstIndex(where: { $0.0 == key }) {
+                pairs[i].1 = try setPath(pairs[i].1, rest, value, full: full)
+            } else {
+                pairs.append((key, try setPath(.object([]), rest, value, full: full)))
+            }
+            return .object(pairs)
+        case .array(var items):
+            guard let i = Int(key), items.indices.contains(i) else {
+                throw ProtocolError(.badSpec, "override \(full): '\(key)' is not an index of the array (0…\(items.count - 1))")
+            }
+            items[i] = try setPath(items[i], rest, value, full: full)
+            return .array(items)
+        default:
+            throw ProtocolError(.badSpec, "override \(full): '\(key)' goes inside \(json.typeName)")
+        }
+    }
+
+    // MARK: submit, set, fork
+
+    func submit(_ e: RunEdits, peer: Peer) throws -> Reply {
+        if e.preset != nil && e.spec != nil { throw ProtocolError(.badArgument, "submit: give a preset or spec={...}, not both") }
+        let (json, spec) = try buildSpec(base: e.spec, preset: e.preset, overrides: e.overrides)
+        let source = JSON.object([("preset", e.preset.map { .string($0) } ?? .null),
+                                  ("overrides", .object(e.overrides.map { ($0.path, $0.value) }))])
+        return try create(json: json, spec: spec, source: source, edits: e, peer: peer, forkOf: nil, checkpoint: nil)
+    }
+
+    /// Creates the run directory and the ledger entry; on any failure nothing is left behind.
+    func create(json: JSON, spec: RunSpec, source: JSON, edits e: RunEdits, peer: Peer,
+                forkOf: (RunID, String)?, checkpoint: String?) throws -> Reply {
+        try lock.withLock {
+            let id = RunID(nextID)
+            var r = RunRecord(id: id, state: e.hold == true ? .held : .queued, owner: peer.uid, ownerName: peer.name, order: nextOrder,
+                              spec: json, epochs: spec.epochs, created: now())
+            r.group = e.group
+            r.tags = e.tags ?? []
+            r.priority = e.priority ?? 0
+            r.source = source
+            r.forkOf = forkOf?.0.description
+            r.forkCheckpoint = forkOf?.1
+            let dir = runDirectory(id)
+            let fm = FileManager.default
+            do {
+                if fm.fileExists(atPath: dir) {
+                    // Left by a crash between mkdir and the ledger append: never acknowledged.
+                    try fm.removeItem(atPath: dir)
+                }
+                try fm.createDirectory(atPath: dir + "/checkpoints", withIntermediateDirectories: true)
+                try DurableFile.write(json.pretty + "\n", to: dir + "/spec.json")
+                if let checkpoint, let forkOf {
+                    let from = runDirectory(forkOf.0) + "/checkpoints/" + forkOf.1
+                    let bytes = try CheckpointStore.readAll(from)
+                    try CheckpointStore.durableWrite(bytes, to: dir + "/checkpoints/" + checkpoint, crashHook: false)
+                }
+            } catch {
+                try? fm.removeItem(atPath: dir)
+                throw ProtocolError(.storage, "cannot create \(dir): \(error)")
+            }
+            do { try commitLocked(r) } catch {
+                try? fm.removeItem(atPath: dir)
+                throw error
+            }
+            nextID += 1
+            nextOrder += 1
+            dispatchLocked()
+            return .ok(.object([("id", .string(id.description)), ("state", .string((runs[id] ?? r).state.rawValue)),
+                                ("run", (runs[id] ?? r).summaryJSON)]))
+        }
+    }
+
+    func set(_ id: RunID, _ e: RunEdits, peer: Peer) throws -> Reply {
+        let r0 = try existing(id)
+        try requireOwner(r0, peer, "set")
+        var r = r0
+        if !e.overrides.isEmpty {
+            guard (r.state == .queued || r.state == .held) && r.starts == 0 && r.forkOf == nil else {
+                throw ProtocolError(.badState, "\(id) is \(r.state.rawValue)\(r.starts > 0 ? " and has started" : ""): its spec can no longer change; fork it instead")
+            }
+            let (json, _) = try buildSpec(base: r.spec, preset: nil, overrides: e.overrides)
+            r.spec = json
+            if let s = try? RunSpec(json: json) { r.epochs = s.epochs }
+        }
+        if let g = e.group { r.group = g }
+        if let t = e.tags { r.tags = t }
+        if let p = e.priority {
+            guard !r.state.isTerminal else { throw ProtocolError(.badState, "\(id) is \(r.state.rawValue)") }
+            r.priority = p
+        }
+        return try lock.withLock {
+            guard let current = runs[id], current == r0 else { throw ProtocolError(.badState, "\(id) changed meanwhile; try again") }
+            if r.spec != r0.spec {
+                do { try DurableFile.write(r.spec.pretty + "\n", to: runDirectory(id) + "/spec.json") } catch {
+                    throw ProtocolError(.storage, "cannot write the new spec: \(error)")
+                }
+            }
+            try commitLocked(r)
+            dispatchLocked()
+            return .ok(r.json)
+        }
+    }
+
+    func fork(_ id: RunID, checkpoint: String?, _ e: RunEdits, peer: Peer) throws -> Reply {
+        let src = try existing(id)
+        let store = CheckpointStore(directory: runDirectory(id) + "/checkpoints")
+        let files = store.list()
+        guard let entry = checkpoint.map({ name in files.first { $0.file == name } }) ?? files.last else {
+            if let checkpoint {
+                throw ProtocolError(.notFound, "\(id) has no checkpoint \(checkpoint); it has: \(files.map(\.file).joined(separator: ", "))")
+            }
+            throw ProtocolError(.notFound, "\(id) has no checkpoint to fork from yet")
+        }
+        do { _ = try CheckpointFile.decode(CheckpointStore.readAll(store.path(entry.file))) } catch {
+            throw ProtocolError(.badState, "\(id)'s checkpoint \(entry.file) does not verify (\(error)); choose another with checkpoint=")
+        }
+        let (json, spec) = try buildSpec(base: src.spec, preset: nil, overrides: e.overrides)
+        var edits = e
+        if edits.group == nil { edits.group = src.group }
+        if edits.tags == nil { edits.tags = src.tags }
+        let source = JSON.object([("fork_of", .string(id.description)), ("checkpoint", .string(entry.file)),
+                                  ("overrides", .object(e.overrides.map { ($0.path, $0.value) }))])
+        return try create(json: json, spec: spec, source: source, edits: edits, peer: peer, forkOf: (id, entry.file), checkpoint: entry.file)
+    }
+
+    // MARK: state changes
+
+    /// A direct state change of a run that is not running.
+    func transition(_ id: RunID, peer: Peer, verb: String, to: RunState, from: Set<RunState>, already: Set<RunState>,
+                    hint: [RunState: String]) throws -> Reply {
+        let r0 = try existing(id)
+        try requireOwner(r0, peer, verb)
+        return try lock.withLock {
+            guard var r = runs[id] else { throw ProtocolError(.notFound, "no run \(id)") }
+            if already.contains(r.state) { return .ok(withChanged(r.json, false)) }
+            guard from.contains(r.state) else {
+                throw ProtocolError(.badState, "cannot \(verb) \(id): it is \(r.state.rawValue)" + (hint[r.state].map { "; \($0)" } ?? ""))
+            }
+            r.state = to
+            if to == .queued { r.reason = nil; r.finished = nil }
+            try commitLocked(r)
+            dispatchLocked()
+            return .ok(withChanged((runs[id] ?? r).json, true))
+        }
+    }
+
+    func withChanged(_ j: JSON, _ changed: Bool) -> JSON {
+        guard case .object(var pairs) = j else { return j }
+        pairs.insert(("changed", .bool(changed)), at: 0)
+        return .object(pairs)
+    }
+
+    func pause(_ id: RunID, peer: Peer) throws -> HandlerResult {
+        let r0 = try existing(id)
+        try requireOwner(r0, peer, "pause")
+        return try lock.withLock {
+            guard var r = runs[id] else { throw ProtocolError(.notFound, "no run \(id)") }
+            switch r.state {
+            case .paused: return .reply(.ok(withChanged(r.json, false)))
+            case .running:
+                guard let w = workers[id] else { throw ProtocolError(.internal, "\(id) is running without a worker") }
+                if w.stop == nil {
+                    r.pending = "pause"
+                    try commitLocked(r)
+                    w.stop = .pause
+                } else if w.stop != .pause {
+                    throw ProtocolError(.badState, "\(id) is already stopping (\(r.pending ?? "shutdown"))")
+                }
+                let token = newTokenLocked()
+                w.stopWaiters.append(token)
+                return .deferred(token)
+            default:
+                throw ProtocolError(.badState, "cannot pause \(id): it is \(r.state.rawValue)" + (r.state == .queued ? "; use hold to keep it from starting" : ""))
+            }
+        }
+    }
+
+    func cancel(_ id: RunID, peer: Peer) throws -> HandlerResult {
+        let r0 = try existing(id)
+        try requireOwner(r0, peer, "cancel")
+        return try lock.withLock {
+            guard var r = runs[id] else { throw ProtocolError(.notFound, "no run \(id)") }
+            switch r.state {
+            case .cancelled: return .reply(.ok(withChanged(r.json, false)))
+            case .completed: throw ProtocolError(.badState, "cannot cancel \(id): it has completed")
+            case .running:
+                guard let w = workers[id] else { throw ProtocolError(.internal, "\(id) is running without a worker") }
+                if case .cancel = w.stop {} else {
+                    r.pending = "cancel"
+                    try commitLocked(r)
+                    w.stop = .cancel(peer.uid)
+                }
+                let token = newTokenLocked()
+                w.stopWaiters.append(token)
+                return .deferred(token)
+            default:
+                r.state = .cancelled
+                r.cancelledBy = peer.uid
+                r.finished = now()
+                try commitLocked(r)
+                return .reply(.ok(withChanged(r.json, true)))
+            }
+        }
+    }
+
+    func checkpoint(_ id: RunID, peer: Peer) throws -> HandlerResult {
+        let r0 = try existing(id)
+        try requireOwner(r0, peer, "checkpoint")
+        return try lock.withLock {
+            guard let w = workers[id] else {
+                let state = runs[id]?.state.rawValue ?? "unknown"
+                throw ProtocolError(.badState, "\(id) is \(state), not running; its last checkpoint is \(runs[id]?.lastCheckpoint ?? "none")")
+            }
+            let token = newTokenLocked()
+            w.checkpointWaiters.append(token)
+            return .deferred(token)
+        }
+    }
+
+    func drain(_ mode: DrainMode, peer: Peer) throws -> Reply {
+        guard peer.uid == 0 || peer.uid == getuid() || peer.admin else {
+            throw ProtocolError(.permissionDenied, "drain stops the daemon for everyone: only root, the daemon's user or the admin group may")
+        }
+        return lock.withLock {
+            switch mode {
+            case .off:
+                draining = nil
+                dispatchLocked()
+            case .finish:
+                draining = .finish
+                emitLocked("daemon", run: nil, fields: [("what", .string("draining"))], message: "draining: no new runs; exiting once \(workers.count) running run(s) complete")
+            case .now:
+                draining = .now
+                beginStopLocked("drain now")
+            }
+            statusDirty = true
+            wake()
+            return .ok(.object([("draining", draining.map { .string($0.rawValue) } ?? .null), ("running", .number(Double(workers.count)))]))
+        }
+    }
+
+    // MARK: reads
+
+    func list(_ f: ListFilter) throws -> Reply {
+        var ownerUID: UInt32?
+        if let o = f.owner {
+            if let n = UInt32(o) { ownerUID = n } else if let pw = getpwnam(o) { ownerUID = pw.pointee.pw_uid } else {
+                throw ProtocolError(.notFound, "no user '\(o.prefix(60))'")
+            }
+        }
+        let rows = lock.withLock {
+            runs.values.filter { r in
+                (f.states.isEmpty || f.states.contains(r.state)) && (f.group == nil || r.group == f.group)
+                    && (f.tag == nil || r.tags.contains(f.tag!)) && (ownerUID == nil || r.owner == ownerUID)
+            }.sorted { $0.id < $1.id }.map(\.summaryJSON)
+        }
+        return .ok(.object([("runs", .array(rows)), ("count", .number(Double(rows.count)))]))
+    }
+
+    func show(_ id: RunID) throws -> JSON {
+        let r = try existing(id)
+        guard case .object(var pairs) = r.json else { return r.json }
+        let dir = runDirectory(id)
+        let store = CheckpointStore(directory: dir + "/checkpoints")
+        pairs.append(("directory", .string(dir)))
+        pairs.append(("checkpoints", .array(store.list().map { .string($0.file) })))
+        if let text = try? String(contentsOfFile: dir + "/summary.json", encoding: .utf8), let s = try? JSON.parse(text) {
+            pairs.append(("summary", s))
+        }
+        return .object(pairs)
+    }
+
+    func metrics(_ id: RunID, kind: MetricsKind, since: Int) throws -> JSON {
+        _ = try existing(id)
+        let path = runDirectory(id) + "/metrics.jsonl"
+        var rows: [JSON] = []
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                guard let j = try? JSON.parse(String(line)), let epoch = j["epoch"]?.intValue, epoch > since else { continue }
+                switch kind {
+                case .epochs: rows.append(j)
+                case .prunes:
+                    guard case .object(var pairs)? = j["prune_event"] else { continue }
+                    pairs.insert(("epoch", .number(Double(epoch))), at: 0)
+                    rows.append(.object(pairs))
+                }
+            }
+        }
+        return .object([("run", .string(id.description)), ("kind", .string(kind.rawValue)), ("rows", .array(rows))])
+    }
+}

@@ -1,0 +1,224 @@
+// The run ledger: every change to a run appends one line holding the run's whole record
+// (`{"v":1,"time":…,"run":{…}}`) to ledger.jsonl and fsyncs it before the change is
+// acknowledged. Replay keeps the last line per run; a torn final line (crash mid-append) is
+// dropped and truncated away; the file is compacted to one line per run at start.
+import Control
+import Foundation
+import PrunedJSON
+
+/// Everything the daemon knows about one run; the ledger stores it whole.
+public struct RunRecord: Equatable, Sendable {
+    public var id: RunID
+    public var state: RunState
+    public var owner: UInt32
+    public var ownerName: String
+    public var group: String?
+    public var tags: [String] = []
+    public var priority: Int = 0
+    /// Submission order (FIFO among equal priorities).
+    public var order: Int
+    /// The canonical run spec.
+    public var spec: JSON
+    /// How it was asked for: preset and overrides (informational).
+    public var source: JSON = .null
+    public var forkOf: String?
+    public var forkCheckpoint: String?
+    public var created: Double
+    public var started: Double?
+    public var finished: Double?
+    public var reason: String?
+    public var cancelledBy: UInt32?
+    /// A pause or cancel that was requested but not yet carried out (survives a crash).
+    public var pending: String?
+    public var starts: Int = 0
+    // Progress (durable as of the last ledger write; live values are kept in memory).
+    public var epochsDone: Int = 0
+    public var epochs: Int
+    public var step: Int = 0
+    public var stepsPerEpoch: Int = 0
+    public var lastCheckpoint: String?
+    public var lastTestAcc: Double?
+    public var bestTestAcc: Double?
+    public var lastInstability: Double?
+    public var imagesPerSecond: Double?
+
+    public var json: JSON {
+        func opt(_ d: Double?) -> JSON { d.map { .number($0) } ?? .null }
+        func opts(_ s: String?) -> JSON { s.map { .string($0) } ?? .null }
+        return .object([
+            ("id", .string(id.description)), ("state", .string(state.rawValue)),
+            ("owner", .number(Double(owner))), ("owner_name", .string(ownerName)),
+            ("group", opts(group)), ("tags", .array(tags.map { .string($0) })), ("priority", .number(Double(priority))),
+            ("order", .number(Double(order))),
+            ("name", spec["name"] ?? .string("")),
+            ("model", spec["model"] ?? .null),
+            ("created", .number(created)), ("started", opt(started)), ("finished", opt(finished)),
+            ("reason", opts(reason)), ("cancelled_by", cancelledBy.map { .number(Double($0)) } ?? .null),
+            ("pending", opts(pending)), ("starts", .number(Double(starts))),
+            ("fork_of", opts(forkOf)), ("fork_checkpoint", opts(forkCheckpoint)),
+            ("progress", .object([
+                ("epochs_done", .number(Double(epochsDone))), ("epochs", .number(Double(epochs))),
+                ("step", .number(Double(step))), ("steps_per_epoch", .number(Double(stepsPerEpoch))),
+                ("images_per_second", opt(imagesPerSecond)),
+            ])),
+            ("last_checkpoint", opts(lastCheckpoint)),
+            ("last_test_acc", opt(lastTestAcc)), ("best_test_acc", opt(bestTestAcc)), ("last_instability", opt(lastInstability)),
+            ("source", source), ("spec", spec),
+        ])
+    }
+
+    public init(id: RunID, state: RunState, owner: UInt32, ownerName: String, order: Int, spec: JSON, epochs: Int, created: Double) {
+        self.id = id
+        self.state = state
+        self.owner = owner
+        self.ownerName = ownerName
+        self.order = order
+        self.spec = spec
+        self.epochs = epochs
+        self.created = created
+    }
+
+    public init(json j: JSON) throws {
+        func need<T>(_ v: T?, _ field: String) throws -> T {
+            guard let v else { throw DaemonError("ledger record lacks a valid '\(field)'") }
+            return v
+        }
+        id = try need(j["id"]?.stringValue.flatMap(RunID.init), "id")
+        state = try need(j["state"]?.stringValue.flatMap(RunState.init(rawValue:)), "state")
+        owner = UInt32(try need(j["owner"]?.intValue, "owner"))
+        ownerName = j["owner_name"]?.stringValue ?? String(owner)
+        group = j["group"]?.stringValue
+        tags = (j["tags"]?.arrayValue ?? []).compactMap(\.stringValue)
+        priority = j["priority"]?.intValue ?? 0
+        order = try need(j["order"]?.intValue, "order")
+        spec = try need(j["spec"], "spec")
+        source = j["source"] ?? .null
+        forkOf = j["fork_of"]?.stringValue
+        forkCheckpoint = j["fork_checkpoint"]?.stringValue
+        created = j["created"]?.doubleValue ?? 0
+        started = j["started"]?.doubleValue
+        finished = j["finished"]?.doubleValue
+        reason = j["reason"]?.stringValue
+        cancelledBy = j["cancelled_by"]?.intValue.map { UInt32($0) }
+        pending = j["pending"]?.stringValue
+        starts = j["starts"]?.intValue ?? 0
+        let p = j["progress"]
+        epochsDone = p?["epochs_done"]?.intValue ?? 0
+        epochs = p?["epochs"]?.intValue ?? spec["epochs"]?.intValue ?? 0
+        step = p?["step"]?.intValue ?? 0
+        stepsPerEpoch = p?["steps_per_epoch"]?.intValue ?? 0
+        imagesPerSecond = p?["images_per_second"]?.doubleValue
+        lastCheckpoint = j["last_checkpoint"]?.stringValue
+        lastTestAcc = j["last_test_acc"]?.doubleValue
+        bestTestAcc = j["best_test_acc"]?.doubleValue
+        lastInstability = j["last_instability"]?.doubleValue
+    }
+
+    /// The short form `list` returns.
+    public var summaryJSON: JSON {
+        func opt(_ d: Double?) -> JSON { d.map { .number($0) } ?? .null }
+        return .object([
+            ("id", .string(id.description)), ("state", .string(state.rawValue)), ("owner_name", .string(ownerName)),
+            ("group", group.map { .string($0) } ?? .null), ("tags", .array(tags.map { .string($0) })),
+            ("priority", .number(Double(priority))), ("name", spec["name"] ?? .string("")), ("model", spec["model"] ?? .null),
+            ("epochs_done", .number(Double(epochsDone))), ("epochs", .number(Double(epochs))),
+            ("step", .number(Double(step))), ("steps_per_epoch", .number(Double(stepsPerEpoch))),
+            ("last_test_acc", opt(lastTestAcc)), ("best_test_acc", opt(bestTestAcc)), ("reason", reason.map { .string($0) } ?? .null),
+        ])
+    }
+}
+
+/// The append-only ledger file.
+public final class Ledger {
+    public let path: String
+    private var fd: Int32 = -1
+    public private(set) var lines = 0
+
+    public init(path: String) { self.path = path }
+    deinit { if fd >= 0 { close(fd) } }
+
+    public struct Replay {
+        public var runs: [RunID: RunRecord] = [:]
+        /// Problems found (a torn tail, unreadable lines); the daemon logs them.
+        public var notes: [String] = []
+    }
+
+    /// Reads the ledger, truncates a torn tail, and opens it for appending.
+    public func open() throws -> Replay {
+        var replay = Replay()
+        if FileManager.default.fileExists(atPath: path) {
+            guard let data = FileManager.default.contents(atPath: path) else { throw DaemonError("\(path): cannot read the ledger") }
+            let bytes = [UInt8](data)
+            var good = 0
+            var lineNo = 0
+            var start = 0
+            while let nl = bytes[start...].firstIndex(of: 10) {
+                lineNo += 1
+                let line = String(decoding: bytes[start..<nl], as: UTF8.self)
+                start = nl + 1
+                good = start
+                if line.isEmpty { continue }
+                do {
+                    let j = try JSON.parse(line)
+                    guard let r = j["run"] else { throw DaemonError("no 'run' object") }
+                    let rec = try RunRecord(json: r)
+                    replay.runs[rec.id] = rec
+                    lines += 1
+                } catch {
+                    replay.notes.append("\(path): line \(lineNo) is unreadable and was skipped (\(error))")
+                }
+            }
+            if good < bytes.count {
+                replay.notes.append("\(path): dropped a torn last line of \(bytes.count - good) bytes (the daemon died while writing it; that change was never acknowledged)")
+                guard truncate(path, off_t(good)) == 0 else { throw DaemonError("\(path): cannot truncate the torn tail: \(String(cString: strerror(errno)))") }
+            }
+        }
+        fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw DaemonError("\(path): cannot open the ledger: \(String(cString: strerror(errno)))") }
+        return replay
+    }
+
+    /// Appends the record and fsyncs. On failure the file is cut back to its previous length.
+    public func append(_ record: RunRecord, time: Double) throws {
+        guard fd >= 0 else { throw DaemonError("ledger not open") }
+        let line = JSON.object([("v", .number(1)), ("time", .number(time)), ("run", record.json)]).rendered + "\n"
+        let bytes = Array(line.utf8)
+        var st = stat()
+        let before = fstat(fd, &st) == 0 ? st.st_size : -1
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = String(cString: strerror(errno))
+                if before >= 0 { _ = ftruncate(fd, before) }
+                throw DaemonError("\(path): \(e)")
+            }
+            done += n
+        }
+        if fsync(fd) != 0 {
+            let e = String(cString: strerror(errno))
+            if before >= 0 { _ = ftruncate(fd, before) }
+            throw DaemonError("\(path): fsync: \(e)")
+        }
+        lines += 1
+    }
+
+    /// Rewrites the ledger with one line per run (atomically) when it has grown.
+    public func compact(_ runs: [RunRecord], time: Double) throws {
+        let text = runs.sorted { $0.id < $1.id }
+            .map { JSON.object([("v", .number(1)), ("time", .number(time)), ("run", $0.json)]).rendered + "\n" }.joined()
+        let tmp = path + ".tmp"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: tmp))
+        let t = Glibc.open(tmp, O_RDONLY | O_CLOEXEC)
+        if t >= 0 { fsync(t); close(t) }
+        guard rename(tmp, path) == 0 else { throw DaemonError("\(path): cannot replace with the compacted ledger: \(String(cString: strerror(errno)))") }
+        let dir = (path as NSString).deletingLastPathComponent
+        let d = Glibc.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if d >= 0 { fsync(d); close(d) }
+        if fd >= 0 { close(fd) }
+        fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw DaemonError("\(path): cannot reopen the ledger: \(String(cString: strerror(errno)))") }
+        lines = runs.count
+    }
+}
