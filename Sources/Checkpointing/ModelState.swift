@@ -44,7 +44,10 @@ public enum ModelState {
 
     /// Checks `s` against the live model and returns the action that restores it. Nothing is
     /// modified until the returned closure runs.
-    public static func prepareRestore(_ s: Snapshot, network: Network, optimizer: Optimizer, pruner: Pruner?) throws -> () -> Void {
+    /// `fork`: the run continues under a different spec, so a dense checkpoint may start a run
+    /// that prunes (its pruner starts fresh) and a pruned one may continue without pruning.
+    public static func prepareRestore(_ s: Snapshot, network: Network, optimizer: Optimizer, pruner: Pruner?,
+                                      fork: Bool = false) throws -> () -> Void {
         let store = network.store
         var actions: [() -> Void] = []
         for slot in store.parameters {
@@ -78,7 +81,8 @@ public enum ModelState {
             guard n[0] >= 0 && n[0] < 1 << 53 else { throw CheckpointError.stateMismatch("activations.\(b.name).training_forwards out of range") }
             actions.append { b.restoreActivationScores(conv1: c1, conv2: c2, trainingForwards: Int(n[0])) }
         }
-        if let p = pruner {
+        let hasPruningState = s.entry("pruner.events_done") != nil
+        if let p = pruner, hasPruningState || !fork {
             let count = p.layers.count
             var kept: [[Bool]] = [], targeted: [[Int]] = [], saved: [[Float]] = []
             for (l, layer) in p.layers.enumerated() {
@@ -100,7 +104,7 @@ public enum ModelState {
             actions.append {
                 p.restore(kept: kept, eventsDone: done, noiseCounter: counter, newlyTargeted: targeted, noiseEventEpoch: epochs, saved: saved)
             }
-        } else if s.entry("pruner.events_done") != nil {
+        } else if hasPruningState && !fork {
             throw CheckpointError.stateMismatch("the checkpoint holds pruning state, the run has no pruning section")
         }
         return { for a in actions { a() } }

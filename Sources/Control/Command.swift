@@ -305,7 +305,7 @@ extension Request {
     public var rendered: String {
         var parts = [verb.rawValue]
         func edits(_ e: RunEdits) {
-            if let spec = e.spec { parts.append("spec=" + spec.rendered) }
+            if let spec = e.spec { parts.append("spec=" + Lexer.renderJSON(spec)) }
             for o in e.overrides { parts.append(o.path + "=" + Lexer.renderValue(o.value)) }
             if let g = e.group { parts.append("group=" + Lexer.quoteIfNeeded(g)) }
             if let t = e.tags { parts.append("tag=" + Lexer.quoteIfNeeded(t.joined(separator: ","))) }

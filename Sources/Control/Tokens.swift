@@ -146,7 +146,8 @@ public enum Lexer {
 
     /// Renders a value so that `tokenize` reads it back unchanged (quotes only when needed).
     public static func quoteIfNeeded(_ v: String) -> String {
-        let plain = !v.isEmpty && v.unicodeScalars.allSatisfy { $0 != " " && $0 != "\t" && $0 != "\"" && $0 != "\\" && $0.value >= 0x20 }
+        // `=` too: a bare positional `a=b` would be read back as the key=value argument a=b.
+        let plain = !v.isEmpty && v.unicodeScalars.allSatisfy { $0 != " " && $0 != "\t" && $0 != "\"" && $0 != "\\" && $0 != "=" && $0.value >= 0x20 }
             && v.first != "{" && v.first != "["
         if plain && !Token.looksNumeric(v) && !["true", "false", "null"].contains(v) { return v }
         var out = "\""
@@ -166,7 +167,20 @@ public enum Lexer {
     public static func renderValue(_ v: JSON) -> String {
         switch v {
         case .string(let s): return quoteIfNeeded(s)
-        default: return v.rendered
+        default: return renderJSON(v)
         }
+    }
+
+    /// JSON text for a request line. `JSON.rendered` escapes C0 controls inside strings but
+    /// writes DEL raw, which `Request.parse` refuses as a control character; DEL can only occur
+    /// inside a JSON string there, so writing it as `\u007f` keeps the value and the line valid.
+    public static func renderJSON(_ v: JSON) -> String {
+        let text = v.rendered
+        guard text.unicodeScalars.contains("\u{7F}") else { return text }
+        var out = String.UnicodeScalarView()
+        for c in text.unicodeScalars {
+            if c == "\u{7F}" { out.append(contentsOf: "\\u007f".unicodeScalars) } else { out.append(c) }
+        }
+        return String(out)
     }
 }

@@ -332,7 +332,7 @@ final class ControlServer {
     /// Handles complete lines in order until one needs a deferred reply.
     func processLines(_ c: Connection) {
         var start = 0
-        defer { if start > 0 { c.input.removeFirst(start) } }
+        defer { if start > 0 { c.input.removeFirst(min(start, c.input.count)) } }
         while c.waitingFor == nil, !c.closeAfterFlush, connections[c.fd] != nil {
             guard let nl = c.input[start...].firstIndex(of: 10) else {
                 if c.input.count - start > daemon.config.maxLineBytes { start = c.input.count; lineTooLong(c) }

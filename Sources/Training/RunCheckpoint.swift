@@ -48,7 +48,7 @@ public enum RunCheckpoint {
         if !fork && comparable(recorded) != comparable(t.spec) {
             throw CheckpointError.stateMismatch("the run spec differs from the one recorded in the checkpoint (use --fork to continue under the new spec)")
         }
-        let model = try ModelState.prepareRestore(s, network: t.network, optimizer: t.optimizer, pruner: t.pruner)
+        let model = try ModelState.prepareRestore(s, network: t.network, optimizer: t.optimizer, pruner: t.pruner, fork: fork)
         guard let run = s.metadata["run"], let epochs = run["epochs_completed"]?.intValue, let lr = run["lr_steps"]?.intValue,
               let step = run["step_in_epoch"]?.intValue, let partialJSON = run["partial_train"], let partial = decodeResult(partialJSON),
               let recordsJSON = s.metadata["records"]?.arrayValue
