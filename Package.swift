@@ -30,7 +30,8 @@ let package = Package(
         .target(name: "Checkpointing", dependencies: ["Engine", "PrunedJSON", "CZstd", "CZlib"], swiftSettings: optimised),
         .target(name: "Training", dependencies: ["Engine", "PrunedJSON", "Checkpointing"], swiftSettings: optimised),
         .target(name: "Control", dependencies: ["PrunedJSON"], swiftSettings: plain),
-        .target(name: "Daemon", dependencies: ["Control", "Training", "Checkpointing", "Engine", "PrunedJSON", "CSystemd"],
+        .target(name: "ControlClient", dependencies: ["Control", "PrunedJSON"], swiftSettings: plain),
+        .target(name: "Daemon", dependencies: ["Control", "ControlClient", "Training", "Checkpointing", "Engine", "PrunedJSON", "CSystemd"],
                 swiftSettings: plain),
         .executableTarget(name: "pruned", dependencies: [
             "Training", "Engine", "Checkpointing", "Daemon", "Control",

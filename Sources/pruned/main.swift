@@ -16,7 +16,7 @@ struct Pruned: ParsableCommand {
         commandName: "pruned",
         abstract: "Train and prune CNNs for generalization-stability experiments.",
         version: "0.1.0",
-        subcommands: [DaemonCommand.self, Run.self, Bench.self, PresetsCommand.self, Layers.self, Ckpt.self])
+        subcommands: [DaemonCommand.self, DaemonBench.self, Run.self, Bench.self, PresetsCommand.self, Layers.self, Ckpt.self])
 }
 
 struct DaemonCommand: ParsableCommand {
@@ -85,6 +85,31 @@ struct DaemonCommand: ParsableCommand {
             logger.log(.error, "\(error)")
             Notify.send("STATUS=failed: \(error)")
             throw ExitCode(1)
+        }
+    }
+}
+
+struct DaemonBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon-bench",
+        abstract: "Measure control-socket latency and the training slowdown caused by polling clients (release build).")
+
+    @Option(name: .long, help: "Fashion-MNIST directory.") var data = "/usr/share/datasets/fashion-mnist"
+    @Option(name: .long, help: "Model trained meanwhile.") var model = "conv4"
+    @Option(name: .long, help: "Training threads.") var threads = 2
+    @Option(name: .long, help: "Polling clients in the loaded windows.") var clients = 100
+    @Option(name: .long, help: "Seconds between requests of one client.") var pollInterval = 0.1
+    @Option(name: .long, help: "Seconds per window.") var window = 20.0
+    @Option(name: .long, help: "Quiet/loaded window pairs.") var pairs = 2
+    @Flag(name: .long, help: "Print JSON lines.") var json = false
+
+    func run() throws {
+        var b = DaemonBenchmark()
+        b.dataPath = data; b.model = model; b.threads = threads; b.clients = clients
+        b.pollInterval = pollInterval; b.window = window; b.pairs = pairs
+        let r = try b.run { printErr($0) }
+        for line in DaemonBenchmark.report(r, clients: clients, pollInterval: pollInterval) {
+            print(json ? line.rendered : line.pretty)
         }
     }
 }
