@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "pruned", targets: ["pruned"]),
+        .executable(name: "prunectl", targets: ["prunectl"]),
         .library(name: "Engine", targets: ["Engine"]),
     ],
     dependencies: [
@@ -30,6 +31,11 @@ let package = Package(
         .target(name: "Checkpointing", dependencies: ["Engine", "PrunedJSON", "CZstd", "CZlib"], swiftSettings: optimised),
         .target(name: "Training", dependencies: ["Engine", "PrunedJSON", "Checkpointing"], swiftSettings: optimised),
         .target(name: "Control", dependencies: ["PrunedJSON"], swiftSettings: plain),
+        .target(name: "Results", dependencies: ["PrunedJSON"], swiftSettings: plain),
+        .executableTarget(name: "prunectl", dependencies: [
+            "Control", "ControlClient", "Results", "PrunedJSON",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: plain),
         .target(name: "ControlClient", dependencies: ["Control", "PrunedJSON"], swiftSettings: plain),
         .target(name: "Daemon", dependencies: ["Control", "ControlClient", "Training", "Checkpointing", "Engine", "PrunedJSON", "CSystemd"],
                 swiftSettings: plain),
@@ -40,6 +46,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine"], swiftSettings: optimised),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpointing", "Training", "Engine", "PrunedJSON"],
                     exclude: ["Fixtures"], swiftSettings: plain),
+        .testTarget(name: "ResultsTests", dependencies: ["Results", "PrunedJSON"], swiftSettings: plain),
         .testTarget(name: "ControlTests", dependencies: ["Control", "PrunedJSON"], swiftSettings: plain),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Control", "Training", "PrunedJSON", "Checkpointing"], swiftSettings: plain),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "PrunedJSON"], swiftSettings: plain),

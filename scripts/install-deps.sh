@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages pruned needs (build: OpenBLAS, zstd, systemd, zlib headers;
+# Installs the Debian packages pruned needs (build: OpenBLAS, zstd, systemd, zlib headers, make;
+# clients and their tests: socat, python3;
 # data: the real Fashion-MNIST). Skips apt entirely when everything is already there.
 set -euo pipefail
-packages=(libopenblas-dev libzstd-dev libsystemd-dev zlib1g-dev pkg-config dataset-fashion-mnist "$@")
+packages=(libopenblas-dev libzstd-dev libsystemd-dev zlib1g-dev pkg-config dataset-fashion-mnist make socat python3 "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

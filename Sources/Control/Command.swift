@@ -93,6 +93,8 @@ public enum Request: Equatable, Sendable {
     case fork(RunID, checkpoint: String?, RunEdits)
     case metrics(RunID, kind: MetricsKind, since: Int)
     case checkpoint(RunID)
+    /// The last `tail` lines of the run's log.
+    case logs(RunID, tail: Int)
     case subscribe(since: UInt64?, run: RunID?, group: String?)
     case unsubscribe
     case drain(DrainMode)
@@ -117,6 +119,7 @@ public enum Request: Equatable, Sendable {
         case .fork: return .fork
         case .metrics: return .metrics
         case .checkpoint: return .checkpoint
+        case .logs: return .logs
         case .subscribe: return .subscribe
         case .unsubscribe: return .unsubscribe
         case .drain: return .drain
@@ -127,7 +130,7 @@ public enum Request: Equatable, Sendable {
     /// Whether the request changes stored state (and so needs the right to change the run).
     public var isMutating: Bool {
         switch self {
-        case .ping, .version, .help, .status, .list, .show, .metrics, .subscribe, .unsubscribe, .quit: return false
+        case .ping, .version, .help, .status, .list, .show, .metrics, .logs, .subscribe, .unsubscribe, .quit: return false
         default: return true
         }
     }
@@ -136,7 +139,7 @@ public enum Request: Equatable, Sendable {
 /// The protocol's verbs, with their usage lines (for `help` and the docs).
 public enum Verb: String, CaseIterable, Sendable {
     case ping, version, help, status, submit, list, show, pause, resume, cancel, hold, release, priority, set, fork,
-         metrics, checkpoint, subscribe, unsubscribe, drain, quit
+         metrics, checkpoint, logs, subscribe, unsubscribe, drain, quit
 
     public var usage: String {
         switch self {
@@ -157,6 +160,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .fork: return "fork ID [checkpoint=FILE] [PATH=VALUE...] [group=G] [tag=T[,T...]] [priority=N] [hold=true]"
         case .metrics: return "metrics ID [kind=epochs|prunes] [since=EPOCH]"
         case .checkpoint: return "checkpoint ID"
+        case .logs: return "logs ID [tail=N]"
         case .subscribe: return "subscribe [since=SEQ] [run=ID] [group=G]"
         case .unsubscribe: return "unsubscribe"
         case .drain: return "drain [finish|now|off]"
@@ -183,6 +187,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .fork: return "new run starting from a checkpoint of another run, with overrides"
         case .metrics: return "per-epoch rows, or the pruning events with their instability"
         case .checkpoint: return "write a checkpoint of a running run now; answers with its file"
+        case .logs: return "the last N lines (default 100, at most 10000) of the run's log"
         case .subscribe: return "receive events (EVENT lines) on this connection, replaying from a sequence number"
         case .unsubscribe: return "stop receiving events"
         case .drain: return "stop dispatching; finish: exit once running runs complete; now: checkpoint them and exit; off: withdraw"
@@ -222,6 +227,14 @@ extension Request {
         case .hold: request = .hold(try a.runID())
         case .release: request = .release(try a.runID())
         case .checkpoint: request = .checkpoint(try a.runID())
+        case .logs:
+            let id = try a.runID()
+            var tail = 100
+            if let t = a.take("tail") {
+                guard let n = Int(t.value), (1 ... 10_000).contains(n) else { throw ProtocolError(.badArgument, "logs: tail must be in 1…10000") }
+                tail = n
+            }
+            request = .logs(id, tail: tail)
         case .priority:
             let id = try a.runID()
             guard let p = a.optionalPositional() else { throw ProtocolError(.badArgument, "priority: missing the priority N") }
@@ -333,6 +346,9 @@ extension Request {
             if let g = f.group { parts.append("group=" + Lexer.quoteIfNeeded(g)) }
             if let t = f.tag { parts.append("tag=" + Lexer.quoteIfNeeded(t)) }
             if let o = f.owner { parts.append("owner=" + Lexer.quoteIfNeeded(o)) }
+        case .logs(let id, let tail):
+            parts.append(id.description)
+            if tail != 100 { parts.append("tail=\(tail)") }
         case .metrics(let id, let kind, let since):
             parts.append(id.description)
             if kind != .epochs { parts.append("kind=" + kind.rawValue) }

@@ -24,6 +24,7 @@ extension Daemon {
             case .list(let filter): return .reply(try list(filter))
             case .show(let id): return .reply(.ok(try show(id)))
             case .metrics(let id, let kind, let since): return .reply(.ok(try metrics(id, kind: kind, since: since)))
+            case .logs(let id, let tail): return .reply(.ok(try logs(id, tail: tail)))
             case .pause(let id): return try pause(id, peer: peer)
             case .cancel(let id): return try cancel(id, peer: peer)
             case .resume(let id):
@@ -425,6 +426,19 @@ extension Daemon {
             pairs.append(("summary", s))
         }
         return .object(pairs)
+    }
+
+    func logs(_ id: RunID, tail: Int) throws -> JSON {
+        _ = try existing(id)
+        let path = runDirectory(id) + "/run.log"
+        var lines: [JSON] = []
+        if let data = FileManager.default.contents(atPath: path) {
+            // Only the end of a long log is read.
+            let bytes = data.count > tail * 400 + 65536 ? data.suffix(tail * 400 + 65536) : data[...]
+            let all = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
+            lines = all.suffix(tail).map { .string(String($0)) }
+        }
+        return .object([("run", .string(id.description)), ("lines", .array(lines))])
     }
 
     func metrics(_ id: RunID, kind: MetricsKind, since: Int) throws -> JSON {

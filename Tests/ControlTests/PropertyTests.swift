@@ -134,6 +134,7 @@ import Testing
         .list(filter(states: [.failed, .failed])),
         .show(id(1)), .pause(id(42)), .resume(id(12345)), .cancel(id(999_999_999_999)), .hold(id(7)), .release(id(8)),
         .checkpoint(id(9)),
+        .logs(id(9), tail: 10_000),
         .priority(id(1), -1000), .priority(id(1), 0), .priority(id(1), 1000),
         .set(id(5), edits(group: "g")),
         .set(id(5), edits([("optimizer.lr", .number(0.01)), ("note", .string("a \"b\" c"))], tags: ["x"], priority: 2)),
@@ -312,6 +313,7 @@ struct RequestGenerator {
         case .hold: return .hold(runID())
         case .release: return .release(runID())
         case .checkpoint: return .checkpoint(runID())
+        case .logs: return .logs(runID(), tail: int(1 ... 10_000))
         case .priority: return .priority(runID(), int(-1000 ... 1000))
         case .submit:
             let which = int(0 ... 2)

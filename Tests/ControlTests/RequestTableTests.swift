@@ -145,6 +145,8 @@ let acceptingRows: [Accept] = [
     A("hold 3", .hold(id(3))),
     A("release r-0003", .release(id(3))),
     A("checkpoint 9", .checkpoint(id(9))),
+    A("logs 9", .logs(id(9), tail: 100)),
+    A("logs r-9 tail=5", .logs(id(9), tail: 5)),
     A("CHECKPOINT r-9", .checkpoint(id(9))),
 
     // priority
@@ -260,6 +262,10 @@ let rejectingRows: [Reject] = [
     R("release 1234567890123", .badArgument),
     R("checkpoint 42 now", .badArgument),
     R("checkpoint", .badArgument),
+    R("logs", .badArgument),
+    R("logs 9 tail=0", .badArgument, "tail"),
+    R("logs 9 tail=x", .badArgument, "tail"),
+    R("logs 9 extra", .badArgument),
 
     // priority
     R("priority 42", .badArgument, "missing the priority"),
@@ -444,7 +450,7 @@ let rejectingRows: [Reject] = [
     }
 
     @Test func verbAndMutatingClassification() throws {
-        let readOnly: [String] = ["ping", "version", "help", "status", "list", "show 1", "metrics 1", "subscribe", "unsubscribe", "quit"]
+        let readOnly: [String] = ["ping", "version", "help", "status", "list", "show 1", "metrics 1", "logs 1", "subscribe", "unsubscribe", "quit"]
         let mutating: [String] = ["submit p", "pause 1", "resume 1", "cancel 1", "hold 1", "release 1", "priority 1 2",
                                   "set 1 a=1", "fork 1", "checkpoint 1", "drain", "drain off"]
         for line in readOnly { #expect(try !Request.parse(line).isMutating, "\(line)") }

@@ -1,0 +1,1 @@
+// Results: statistics and figures over finished runs (see Report.swift, Figures.swift).

@@ -1,0 +1,2 @@
+// prunectl: placeholder until the CLI lands.
+print("prunectl")
