@@ -5,6 +5,8 @@
 #   sudo make install PREFIX=/usr   ExecStart= follows PREFIX (units are generated from *.in)
 #   make install DESTDIR=/tmp/pkg   staged install (packaging)
 #   sudo make uninstall             removes the installed files (not the user, not the state)
+#   make install-user               for one researcher, no root: binaries in ~/.local/bin, user units
+#                                   in ~/.config/systemd/user (then: systemctl --user enable --now pruned.socket)
 #   make check-units                systemd-analyze verify on the generated units
 #   sudo make test-systemd          the real-systemd container test (tests/systemd/run.sh)
 #
@@ -30,7 +32,7 @@ SYSTEMD_ANALYZE ?= systemd-analyze
 # Installed executables: pruned always, prunectl when the build has it.
 OPTIONAL_BINS = prunectl
 
-.PHONY: all build install uninstall check-units test-systemd clean-units help
+.PHONY: all build install install-user uninstall check-units test-systemd clean-units help
 
 all: build
 
@@ -65,6 +67,17 @@ install:
 		echo "  systemd-sysusers && systemd-tmpfiles --create pruned.conf && systemctl daemon-reload"; \
 		echo "  systemctl enable --now pruned.socket pruned.service"; \
 		echo "  usermod -aG pruned RESEARCHER        # who may use the daemon"; fi
+
+install-user:
+	@test -x $(BUILDDIR)/pruned || { echo "make: $(BUILDDIR)/pruned not found: run 'make build' first (or set BUILDDIR=)" >&2; exit 1; }
+	install -d $(HOME)/.local/bin $(HOME)/.config/systemd/user
+	install -m 0755 $(BUILDDIR)/pruned $(HOME)/.local/bin/pruned
+	@if [ -x $(BUILDDIR)/prunectl ]; then install -m 0755 $(BUILDDIR)/prunectl $(HOME)/.local/bin/prunectl; fi
+	$(MAKE) --no-print-directory BINDIR=$(HOME)/.local/bin _gen-user
+	install -m 0644 systemd/user/pruned.socket $(HOME)/.config/systemd/user/pruned.socket
+
+_gen-user:
+	$(call gen,systemd/user/pruned.service.in,$(HOME)/.config/systemd/user/pruned.service)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pruned $(addprefix $(DESTDIR)$(BINDIR)/,$(OPTIONAL_BINS))

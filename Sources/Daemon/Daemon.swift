@@ -406,6 +406,7 @@ public final class Daemon: @unchecked Sendable {
         var line = parts.joined(separator: ", ")
         for id in workers.keys.sorted() {
             guard let r = runs[id] else { continue }
+            if r.stepsPerEpoch == 0 { line += "; \(id) loading"; continue }
             line += String(format: "; %@ epoch %d/%d step %d/%d", id.description, min(r.epochsDone + 1, r.epochs), r.epochs, r.step, r.stepsPerEpoch)
             if let ips = r.imagesPerSecond { line += String(format: " (%.0f img/s)", ips) }
         }

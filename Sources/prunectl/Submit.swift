@@ -1,0 +1,187 @@
+// submit and sweep: expand seeds and grids into one `submit` request per run, all in one group,
+// each tagged with its grid values and seed; print the ids (one per line, or JSON).
+import ArgumentParser
+import Control
+import ControlClient
+import Foundation
+import PrunedJSON
+
+/// What submit and sweep share: the base spec and where the runs go.
+struct SpecOptions: ParsableArguments {
+    @Argument(help: "A preset name (see `pruned presets`).") var preset: String?
+    @Option(name: .long, help: "A JSON run spec file instead of a preset.") var spec: String?
+    @Option(name: [.customShort("s"), .long], help: "Spec override PATH=VALUE (repeatable), e.g. --set epochs=30 --set dataset.path=/data/fmnist.") var set: [String] = []
+    @Option(name: .long, help: "Seeds: N, A..B or a comma list (each becomes a run tagged seed:N).") var seeds: String?
+    @Option(name: .long, help: "Group of the new runs.") var group: String?
+    @Option(name: .long, help: "Tag (repeatable).") var tag: [String] = []
+    @Option(name: .long, help: "Priority (higher first).") var priority: Int?
+    @Flag(name: .long, help: "Queue the runs held (release them later).") var hold = false
+
+    func baseEdits() throws -> RunEdits {
+        var e = RunEdits()
+        switch (preset, spec) {
+        case (nil, nil): throw ValidationError("name a preset or give --spec FILE")
+        case (.some, .some): throw ValidationError("give a preset or --spec, not both")
+        case (let p?, nil): e.preset = p
+        case (nil, let path?):
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read \(path)") }
+            do { e.spec = try JSON.parse(text) } catch { throw ValidationError("\(path): \(error)") }
+            if case .object = e.spec {} else { throw ValidationError("\(path): a run spec is a JSON object") }
+        }
+        e.overrides = try set.map(parseOverride)
+        e.group = group
+        e.tags = tag.isEmpty ? nil : tag
+        e.priority = priority
+        e.hold = hold ? true : nil
+        return e
+    }
+
+    func seedList() throws -> [Int]? {
+        guard let seeds else { return nil }
+        return try SeedRange.parse(seeds)
+    }
+}
+
+enum SeedRange {
+    /// `7`, `1..10` (inclusive), `1,3,5`, or a mix `1..3,10`.
+    static func parse(_ s: String) throws -> [Int] {
+        var out: [Int] = []
+        for part in s.split(separator: ",") {
+            let bounds = part.components(separatedBy: "..")
+            if bounds.count == 2, let a = Int(bounds[0]), let b = Int(bounds[1]), a >= 0, b >= a, b - a < 10_000 {
+                out += Array(a ... b)
+            } else if bounds.count == 1, let n = Int(part), n >= 0 {
+                out.append(n)
+            } else {
+                throw ValidationError("--seeds: '\(part)' is not N or A..B (non-negative, A ≤ B)")
+            }
+        }
+        guard !out.isEmpty else { throw ValidationError("--seeds is empty") }
+        return out
+    }
+}
+
+/// A tag-safe rendering of a grid value (tags allow letters, digits and ._-+:@).
+func tagSafe(_ s: String) -> String {
+    String(s.unicodeScalars.map { c -> Character in
+        ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || "._-+:@".unicodeScalars.contains(c) ? Character(c) : "_"
+    }).prefix(64).description
+}
+
+/// Submits each edit set; prints ids. Stops at the first rejection (earlier runs stay queued).
+func submitAll(_ g: Global, _ all: [RunEdits]) throws {
+    let c = try g.connect()
+    var ids: [String] = []
+    for e in all {
+        do {
+            let j = try c.call(.submit(e))
+            let id = j["id"]?.stringValue ?? "?"
+            ids.append(id)
+            if g.json { print(j.rendered) } else { print(id) }
+        } catch let err as ProtocolError {
+            if !ids.isEmpty { printErr("prunectl: submitted \(ids.count) of \(all.count) runs (\(ids.first!)…\(ids.last!)) before this error:") }
+            throw err
+        }
+    }
+}
+
+struct Submit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Queue runs from a preset or a spec file, one per seed.",
+        discussion: "Example: prunectl submit F2_VGG_4 --seeds 1..10 --group vgg-L13 --set dataset.path=/data/cifar-10-batches-bin")
+    @OptionGroup var g: Global
+    @OptionGroup var s: SpecOptions
+
+    func run() throws {
+        try guarded {
+            let base = try s.baseEdits()
+            var all: [RunEdits] = []
+            if let seeds = try s.seedList() {
+                for seed in seeds {
+                    var e = base
+                    e.overrides.removeAll { $0.path == "seed" }
+                    e.overrides.append(Override("seed", .number(Double(seed))))
+                    e.tags = (e.tags ?? []) + ["seed:\(seed)"]
+                    all.append(e)
+                }
+            } else {
+                all = [base]
+            }
+            try submitAll(g, all)
+        }
+    }
+}
+
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Queue the cartesian product of grids × seeds as one group, each run tagged with its values.",
+        discussion: """
+        Example: prunectl sweep F2_VGG_4 --grid pruning.target=smallest,largest --grid pruning.period=4,40 --seeds 1..5 --group rate
+        Each --grid is PATH=V1,V2,… (values typed like overrides: numbers, true/false, strings; a JSON value in [...] or {...} \
+        counts as one value). Runs get tags PATH:VALUE and seed:N.
+        """)
+    @OptionGroup var g: Global
+    @OptionGroup var s: SpecOptions
+    @Option(name: .long, help: "PATH=V1,V2,… (repeatable).") var grid: [String] = []
+    @Flag(name: .long, help: "Print the runs that would be submitted, without submitting.") var dryRun = false
+
+    func run() throws {
+        try guarded {
+            guard !grid.isEmpty || s.seeds != nil else { throw ValidationError("give at least one --grid or --seeds") }
+            guard s.group != nil else { throw ValidationError("a sweep needs --group (reports and waits work per group)") }
+            var axes: [(String, [JSON])] = []
+            for spec in grid {
+                guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex else { throw ValidationError("--grid '\(spec)' is not PATH=V1,V2") }
+                let path = String(spec[..<eq])
+                let rest = String(spec[spec.index(after: eq)...])
+                let values: [JSON]
+                if rest.hasPrefix("[") || rest.hasPrefix("{") {
+                    values = [try parseOverride(path + "=" + rest).value]
+                } else {
+                    values = try rest.split(separator: ",").map { try parseOverride(path + "=" + $0).value }
+                }
+                guard !values.isEmpty else { throw ValidationError("--grid \(path) has no values") }
+                axes.append((path, values))
+            }
+            // Each value carries its tag: the value itself, or its position for JSON objects/arrays.
+            var combos: [[(String, JSON, String)]] = [[]]
+            for (path, values) in axes {
+                combos = combos.flatMap { c in values.enumerated().map { i, v in
+                    let label: String
+                    switch v {
+                    case .object, .array: label = "\(path):\(i + 1)"
+                    default: label = "\(path):\(v.stringValue ?? v.rendered)"
+                    }
+                    return c + [(path, v, tagSafe(label))]
+                } }
+            }
+            let seeds: [Int] = try s.seedList() ?? []
+            let base = try s.baseEdits()
+            var all: [RunEdits] = []
+            for combo in combos {
+                for seed in seeds.isEmpty ? [nil] : seeds.map(Optional.some) {
+                    var e = base
+                    var tags = e.tags ?? []
+                    for (path, v, tag) in combo {
+                        e.overrides.removeAll { $0.path == path }
+                        e.overrides.append(Override(path, v))
+                        tags.append(tag)
+                    }
+                    if let seed {
+                        e.overrides.removeAll { $0.path == "seed" }
+                        e.overrides.append(Override("seed", .number(Double(seed))))
+                        tags.append("seed:\(seed)")
+                    }
+                    e.tags = tags
+                    all.append(e)
+                }
+            }
+            if dryRun {
+                for e in all { print(Request.submit(e).rendered) }
+                printErr("prunectl: \(all.count) runs (dry run, nothing submitted)")
+                return
+            }
+            try submitAll(g, all)
+        }
+    }
+}

@@ -1,2 +1,0 @@
-// prunectl: placeholder until the CLI lands.
-print("prunectl")
