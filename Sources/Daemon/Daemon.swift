@@ -385,7 +385,7 @@ public final class Daemon: @unchecked Sendable {
             r.pending = nil
             if r.state.isTerminal { r.finished = now() }
             commitQuietlyLocked(r)
-            let reply: Reply = .ok(r.json)
+            let reply: Reply = .ok(withChanged(r.json, true))
             for t in w.stopWaiters { resolveLocked(t, reply) }
             for t in w.checkpointWaiters + w.checkpointInFlight {
                 resolveLocked(t, .error(ProtocolError(.badState, "\(id) stopped (\(r.state.rawValue)) before the checkpoint was taken"

@@ -45,10 +45,13 @@ extension Daemon {
             case .subscribe(let since, let run, let group):
                 return lock.withLock {
                     let oldest = events.first?.seq ?? nextSeq
-                    let from = since.map { $0 + 1 } ?? nextSeq
+                    var from = since.map { $0 + 1 } ?? nextSeq
+                    // A sequence number this daemon never issued: the client saw another boot.
+                    let reset = from > nextSeq
+                    if reset { from = oldest }
                     let lost = from < oldest ? oldest - from : 0
                     let reply = Reply.ok(.object([("subscribed", .bool(true)), ("boot_id", .string(bootID)), ("next_seq", .number(Double(nextSeq))),
-                                                  ("oldest_seq", .number(Double(oldest))), ("lost", .number(Double(lost)))]))
+                                                  ("oldest_seq", .number(Double(oldest))), ("lost", .number(Double(lost))), ("reset", .bool(reset))]))
                     return .subscribe(reply, cursor: max(from, oldest), run: run, group: group)
                 }
             case .unsubscribe: return .unsubscribe(.ok(.object([("subscribed", .bool(false))])))

@@ -1,0 +1,148 @@
+// The clients in clients/ against the real daemon binary: the Python client's own test suite
+// (clients/python/test_pruned_client.py, which also runs example_sweep.py), and the shell
+// scripts — pruned-send.sh's replies and exit codes, and night-pause.sh pausing a group's running
+// run and resuming it with --resume.
+import Foundation
+import PrunedJSON
+import Testing
+
+/// The first executable `name` on PATH (then the usual system directories).
+private func clientToolPath(_ name: String) -> String? {
+    let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/local/bin:/usr/bin:/bin"
+    for dir in path.split(separator: ":") where !dir.isEmpty {
+        let candidate = "\(dir)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return nil
+}
+
+private let clientPython = clientToolPath("python3")
+private let clientSocat = clientToolPath("socat")
+private let clientBash = clientToolPath("bash")
+private let clientBinaryExists = FileManager.default.isExecutableFile(atPath: prunedBinary)
+private let clientScriptsRunnable = clientBash != nil && clientSocat != nil && clientBinaryExists && haveFashionMNIST
+
+/// Runs a program to completion (killed after `limit` seconds); returns its status and combined output.
+private func runClientTool(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                           limit: Double = 300) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    p.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+    var env = ProcessInfo.processInfo.environment
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for (k, v) in environment { env[k] = v }
+    p.environment = env
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    let watchdog = DispatchWorkItem { if p.isRunning { p.terminate() } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + limit, execute: watchdog)
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    watchdog.cancel()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// A `pruned daemon` process of the real binary on a temporary state directory.
+private final class ClientTestDaemon {
+    let dir: String
+    let socket: String
+    let process = Process()
+
+    init() throws {
+        dir = makeTempDir("cst")
+        socket = dir + "/s"
+        FileManager.default.createFile(atPath: dir + "/daemon.log", contents: nil)
+        let log = FileHandle(forWritingAtPath: dir + "/daemon.log")
+        process.executableURL = URL(fileURLWithPath: prunedBinary)
+        process.arguments = ["daemon", "--state-dir", dir + "/state", "--socket", socket, "--threads", "2"]
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let path = socket
+        guard waitFor(20, { (try? TestClient(path)) != nil }) else {
+            throw ClientError(description: "the daemon did not answer on \(socket): \(logText)")
+        }
+    }
+
+    var logText: String { (try? String(contentsOfFile: dir + "/daemon.log", encoding: .utf8)) ?? "" }
+
+    func stop() {
+        if process.isRunning { process.terminate() }   // SIGTERM: checkpoint, exit
+        let p = process
+        if !waitFor(60, { !p.isRunning }) { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+@Suite(.serialized)
+struct ClientScriptTests {
+    @Test(.enabled(if: clientPython != nil && clientBinaryExists && haveFashionMNIST))
+    func pythonClientSuite() throws {
+        let (status, output) = try runClientTool(clientPython!, ["-m", "unittest", "clients/python/test_pruned_client.py"],
+                                                 environment: ["PRUNED_BIN": prunedBinary, "PRUNED_FASHION_MNIST": fashionMNIST])
+        #expect(status == 0, "python3 -m unittest clients/python/test_pruned_client.py:\n\(output)")
+        #expect(output.contains("\nOK"), "\(output)")
+        #expect(!output.contains("skipped"), "tests were skipped:\n\(output)")
+    }
+
+    @Test(.enabled(if: clientScriptsRunnable))
+    func shellScriptsSendAndNightPause() throws {
+        let d = try ClientTestDaemon()
+        defer { d.stop() }
+        let env = ["PRUNED_SOCKET": d.socket]
+        let send = packageRoot + "/clients/shell/pruned-send.sh"
+        let night = packageRoot + "/clients/shell/night-pause.sh"
+        func sh(_ script: String, _ args: String...) throws -> (status: Int32, output: String) {
+            try runClientTool(clientBash!, [script] + args, environment: env, limit: 120)
+        }
+
+        // pruned-send.sh: one reply per request, exit 1 on any ERR, 2 without a daemon.
+        var r = try sh(send, "ping", "version")
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.hasPrefix("OK {\"pong\":true"), "\(r.output)")
+        #expect(r.output.split(separator: "\n").count == 2, "\(r.output)")
+        r = try sh(send, "ping", "show r-9999", "status")
+        #expect(r.status == 1, "\(r.output)")
+        #expect(r.output.split(separator: "\n").map { String($0.prefix(16)) } == ["OK {\"pong\":true,", "ERR NOT_FOUND no", "OK {\"daemon\":\"0."],
+                "\(r.output)")
+        r = try runClientTool(clientBash!, [send, "-s", d.dir + "/no-such-socket", "ping"], limit: 30)
+        #expect(r.status == 2, "\(r.output)")
+
+        // A long real run in the group; a held run in another group stays untouched.
+        let group = "night-\(UInt16.random(in: 0 ... .max))"
+        r = try sh(send, "submit spec=\(tinySpec(epochs: 50, everySteps: 4)) group=\(group) tag=long",
+                   "submit spec=\(tinySpec()) group=day hold=true")
+        #expect(r.status == 0, "\(r.output)")
+        let c = try TestClient(d.socket)
+        let run = "r-0001"
+        #expect(try waitFor(30) { try c.state(run) == "running" }, "daemon log: \(d.logText)")
+
+        r = try sh(night, group)
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.contains("pause \(run): paused"), "\(r.output)")
+        #expect(try c.state(run) == "paused")
+        #expect(try c.state("r-0002") == "held")
+        r = try sh(night, group)   // nothing left running: a no-op
+        #expect(r.status == 0 && r.output.contains("no running runs"), "\(r.output)")
+
+        r = try sh(night, "--resume", group)
+        #expect(r.status == 0, "\(r.output)")
+        #expect(["running", "queued"].contains(try c.state(run)), "\(r.output)")
+        #expect(try c.ok("show \(run)")["starts"]?.intValue == 2)
+        r = try sh(night, "--resume", group)
+        #expect(r.status == 0 && r.output.contains("no paused runs"), "\(r.output)")
+        r = try sh(night, "bad group!")
+        #expect(r.status == 2, "\(r.output)")
+
+        r = try sh(send, "cancel \(run)", "cancel r-0002")
+        #expect(r.status == 0, "\(r.output)")
+        #expect(try c.state(run) == "cancelled")
+        #expect(try c.state("r-0002") == "cancelled")
+    }
+}
