@@ -229,7 +229,12 @@ final class ControlServer {
             daemon.lock.withLock { daemon.statusDirty = true }
         }
         for c in Array(connections.values) where !c.subscribed && c.waitingFor == nil && t - c.lastActivity > daemon.config.idleTimeout {
-            c.send(.error(ProtocolError(.timeout, "idle for \(Int(daemon.config.idleTimeout)) s; closing")))
+            if c.closeAfterFlush {
+                // Told already; a client that still does not read is dropped after a grace period.
+                if t - c.lastActivity > daemon.config.idleTimeout + 10 { drop(c) }
+                continue
+            }
+            c.send(.error(ProtocolError(.timeout, "idle for \(JSON.format(daemon.config.idleTimeout)) s; closing")))
             c.closeAfterFlush = true
             flush(c)
         }
@@ -333,7 +338,9 @@ final class ControlServer {
     func processLines(_ c: Connection) {
         var start = 0
         defer { if start > 0 { c.input.removeFirst(min(start, c.input.count)) } }
-        while c.waitingFor == nil, !c.closeAfterFlush, connections[c.fd] != nil {
+        // Backpressure: a client that does not read its replies gets no more requests handled.
+        let gate = min(1 << 20, daemon.config.outputLimitBytes)
+        while c.waitingFor == nil, !c.closeAfterFlush, connections[c.fd] != nil, c.pendingOutput < gate {
             guard let nl = c.input[start...].firstIndex(of: 10) else {
                 if c.input.count - start > daemon.config.maxLineBytes { start = c.input.count; lineTooLong(c) }
                 return

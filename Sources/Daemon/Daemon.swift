@@ -77,6 +77,8 @@ public final class Daemon: @unchecked Sendable {
     public let config: DaemonConfiguration
     public let logger: Logger
     let ledger: Ledger
+    /// flock'ed fd of `state/lock`; released when the daemon object goes away.
+    let stateLock: Int32
     let lock = NSLock()
     public let bootID: String
     let startTime = Date().timeIntervalSince1970
@@ -114,6 +116,15 @@ public final class Daemon: @unchecked Sendable {
         } catch {
             throw DaemonError("cannot create the state directory \(configuration.runsDirectory): \(error.localizedDescription)")
         }
+        // One daemon per state directory: the lock is held for the life of the process.
+        let lockPath = configuration.stateDirectory + "/lock"
+        let lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+        guard lockFD >= 0 else { throw DaemonError("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            close(lockFD)
+            throw DaemonError("another pruned daemon is using the state directory \(configuration.stateDirectory) (\(lockPath) is locked)")
+        }
+        stateLock = lockFD
         ledger = Ledger(path: configuration.stateDirectory + "/ledger.jsonl")
         let replay = try ledger.open()
         for n in replay.notes { logger.log(.warning, n) }
@@ -122,6 +133,8 @@ public final class Daemon: @unchecked Sendable {
         nextOrder = (runs.values.map(\.order).max() ?? 0) + 1
         try recover()
     }
+
+    deinit { close(stateLock) }
 
     func now() -> Double { Date().timeIntervalSince1970 }
 
