@@ -8,6 +8,7 @@
 #   make install-user               for one researcher, no root: binaries in ~/.local/bin, user units
 #                                   in ~/.config/systemd/user (then: systemctl --user enable --now pruned.socket)
 #   make check-units                systemd-analyze verify on the generated units
+#   make man                        regenerate docs/man/*.1 (swift-argument-parser's generate-manual)
 #   sudo make test-systemd          the real-systemd container test (tests/systemd/run.sh)
 #
 # `install` never builds: run `make build` as your user first (a build as root leaves root-owned
@@ -32,7 +33,7 @@ SYSTEMD_ANALYZE ?= systemd-analyze
 # Installed executables: pruned always, prunectl when the build has it.
 OPTIONAL_BINS = prunectl
 
-.PHONY: all build install install-user uninstall check-units test-systemd clean-units help
+.PHONY: man all build install install-user uninstall check-units test-systemd clean-units help
 
 all: build
 
@@ -56,6 +57,8 @@ install:
 		if [ -x $(BUILDDIR)/$$b ]; then echo "install -m 0755 $(BUILDDIR)/$$b $(DESTDIR)$(BINDIR)/$$b"; \
 			install -m 0755 $(BUILDDIR)/$$b $(DESTDIR)$(BINDIR)/$$b || exit 1; fi; \
 	done
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	$(call gen,systemd/pruned.service.in,$(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/pruned.service)
 	install -m 0644 systemd/pruned.socket $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/pruned.socket
 	$(call gen,systemd/user/pruned.service.in,$(DESTDIR)$(SYSTEMDUSERUNITDIR)/pruned.service)
@@ -67,6 +70,11 @@ install:
 		echo "  systemd-sysusers && systemd-tmpfiles --create pruned.conf && systemctl daemon-reload"; \
 		echo "  systemctl enable --now pruned.socket pruned.service"; \
 		echo "  usermod -aG pruned RESEARCHER        # who may use the daemon"; fi
+
+man:
+	$(SWIFT) package --allow-writing-to-package-directory generate-manual
+	install -d docs/man
+	cp .build/plugins/GenerateManual/outputs/prunectl/*.1 .build/plugins/GenerateManual/outputs/pruned/*.1 docs/man/
 
 install-user:
 	@test -x $(BUILDDIR)/pruned || { echo "make: $(BUILDDIR)/pruned not found: run 'make build' first (or set BUILDDIR=)" >&2; exit 1; }
@@ -84,6 +92,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/pruned.service $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/pruned.socket
 	rm -f $(DESTDIR)$(SYSTEMDUSERUNITDIR)/pruned.service $(DESTDIR)$(SYSTEMDUSERUNITDIR)/pruned.socket
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/pruned.conf $(DESTDIR)$(TMPFILESDIR)/pruned.conf
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/pruned*.1 $(DESTDIR)$(PREFIX)/share/man/man1/prunectl*.1
 	@if [ -z "$(DESTDIR)" ]; then \
 		echo; echo "Kept: the pruned user and group, /var/lib/pruned (runs, checkpoints), /var/cache/pruned."; \
 		echo "Stop the units first if they still run: systemctl disable --now pruned.socket pruned.service"; fi

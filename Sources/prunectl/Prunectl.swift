@@ -21,7 +21,7 @@ struct Prunectl: ParsableCommand {
         version: "0.1.0",
         subcommands: [Submit.self, Sweep.self, List.self, Status.self, Show.self, Pause.self, Resume.self, Cancel.self,
                       Hold.self, Release.self, Priority.self, SetCommand.self, Fork.self, CheckpointCommand.self, Metrics.self,
-                      Logs.self, Watch.self, Wait.self, Drain.self, Ping.self, Version.self, Raw.self])
+                      Logs.self, Watch.self, Wait.self, Report.self, Drain.self, Ping.self, Version.self, Raw.self])
 }
 
 /// Options every subcommand has.

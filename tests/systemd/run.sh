@@ -42,7 +42,8 @@ tool=${SYSTEMD_CONTAINER_TEST:-$root/../shared/tools/systemd-container-test}
 [ -x "$tool" ] || [ -f "$tool" ] || die "no container tool at $tool (set SYSTEMD_CONTAINER_TEST=)"
 
 if [ "$build" = 1 ]; then
-  (cd "$root" && swift build -c release --static-swift-stdlib --product pruned --scratch-path .build-static)
+  (cd "$root" && swift build -c release --static-swift-stdlib --product pruned --scratch-path .build-static \
+    && swift build -c release --static-swift-stdlib --product prunectl --scratch-path .build-static)
 fi
 [ -x "$bin" ] || die "no executable at $bin: build it with
   swift build -c release --static-swift-stdlib --product pruned   (or pass --build / --bin PATH)"

@@ -197,6 +197,11 @@ out=$(runuser -u bob -- python3 /usr/local/lib/boot-test/pctl.py ping 2>&1); rc=
 [ $rc = 13 ] && pass refuse-user-outside-group || fail refuse-user-outside-group "rc=$rc $out"
 out=$(printf 'ping\nquit\n' | runuser -u alice -- timeout 20 socat -t 5 - UNIX-CONNECT:$SOCK 2>&1)
 grep -q '^OK' <<<"$out" && pass group-member-can-ping || fail group-member-can-ping "$out"
+if command -v prunectl >/dev/null; then
+  out=$(runuser -u alice -- prunectl list 2>&1) && grep -q '^ID' <<<"$out" && pass prunectl-as-group-member || fail prunectl-as-group-member "$out"
+  out=$(runuser -u bob -- prunectl ping 2>&1); rc=$?
+  [ "$rc" = 4 ] && grep -qi 'permission denied' <<<"$out" && pass prunectl-refused-outside-group || fail prunectl-refused-outside-group "rc=$rc $out"
+fi
 runuser -u alice -- ls "$STATE" >/dev/null 2>&1 && pass group-member-reads-state || fail group-member-reads-state "alice cannot list $STATE"
 runuser -u bob -- ls "$STATE" >/dev/null 2>&1 && fail others-cannot-read-state "bob can list $STATE" || pass others-cannot-read-state
 

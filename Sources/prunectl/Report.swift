@@ -1,0 +1,78 @@
+// report: fetch runs of groups (or by tag) over the protocol, then per configuration the mean
+// and 95% bootstrap CI of best post-prune accuracy, stability and generalization gap, the
+// correlations across runs, and optionally the paper-style SVG figures.
+import ArgumentParser
+import Control
+import ControlClient
+import Foundation
+import PrunedJSON
+import Results
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Per-configuration means with 95% bootstrap CIs, stability/accuracy/gap correlations, and figures.",
+        discussion: """
+        Runs of the named groups (and/or with --tag) are grouped into configurations by their spec without seed and name. \
+        Unfinished runs count with the epochs they have. --figures DIR writes accuracy-over-epochs.svg, rate-sweep.svg and \
+        stability-vs-accuracy.svg (the paper's Fig 2 left, Fig 3, Fig 2 right) and report.csv.
+        """)
+    @OptionGroup var g: Global
+    @Argument(help: "Groups.") var groups: [String] = []
+    @Option(name: .long, help: "Runs with this tag (repeatable).") var tag: [String] = []
+    @Option(name: .long, help: "table, csv or json.") var format = "table"
+    @Option(name: .long, help: "Write the SVG figures and report.csv into this directory.") var figures: String?
+    @Option(name: .long, help: "Bootstrap resamples.") var resamples = Statistics.defaultResamples
+    @Option(name: .long, help: "Bootstrap seed (results are reproducible for a seed).") var seed: UInt64 = 0
+    @Flag(name: .long, help: "Only completed runs.") var completedOnly = false
+
+    func run() throws {
+        guard !groups.isEmpty || !tag.isEmpty else { throw ValidationError("name groups or --tag") }
+        guard ["table", "csv", "json"].contains(format) else { throw ValidationError("--format must be table, csv or json") }
+        guard (10 ... 1_000_000).contains(resamples) else { throw ValidationError("--resamples must be in 10…1000000") }
+        try guarded {
+            let c = try g.connect()
+            var ids: [String] = []
+            var filters: [ListFilter] = groups.map { var f = ListFilter(); f.group = $0; return f }
+            filters += tag.map { var f = ListFilter(); f.tag = $0; return f }
+            for f in filters {
+                for r in try c.call(.list(f))["runs"]?.arrayValue ?? [] {
+                    if let id = r["id"]?.stringValue, !ids.contains(id) { ids.append(id) }
+                }
+            }
+            var runs: [RunResult] = []
+            for text in ids {
+                guard let id = RunID(text) else { continue }
+                let show = try c.call(.show(id))
+                let state = show["state"]?.stringValue ?? ""
+                if state == "cancelled" || state == "failed" || (completedOnly && state != "completed") { continue }
+                let rows = try c.call(.metrics(id, kind: .epochs, since: 0))["rows"]?.arrayValue ?? []
+                if rows.isEmpty { continue }
+                runs.append(RunResult(id: text, group: show["group"]?.stringValue, tags: (show["tags"]?.arrayValue ?? []).compactMap(\.stringValue),
+                                      spec: show["spec"] ?? .null, summary: show["summary"], rows: rows))
+            }
+            guard !runs.isEmpty else { throw Failure("no runs with metrics in \((groups + tag.map { "tag \($0)" }).joined(separator: ", "))") }
+            let report = Results.Report(runs: runs, resamples: resamples, seed: seed)
+            if g.json || format == "json" { print(report.json().rendered) } else if format == "csv" { print(report.csv(), terminator: "") } else {
+                print(report.table())
+                if runs.contains(where: { ($0.spec["dataset"]?["kind"]?.stringValue ?? "") != "cifar10" }) {
+                    print("note: runs on \(Set(runs.compactMap { $0.spec["dataset"]?["kind"]?.stringValue }).sorted().joined(separator: ", ")), not CIFAR-10")
+                }
+            }
+            if let dir = figures {
+                do {
+                    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                    let files: [(String, String)] = [
+                        ("accuracy-over-epochs.svg", Figures.accuracyOverEpochs(runs, resamples: resamples, seed: seed)),
+                        ("rate-sweep.svg", Figures.rateSweep(runs, resamples: resamples, seed: seed)),
+                        ("stability-vs-accuracy.svg", Figures.stabilityVsAccuracy(runs)),
+                        ("report.csv", report.csv()),
+                    ]
+                    for (name, text) in files { try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
+                    printErr("prunectl: wrote \(files.map(\.0).joined(separator: ", ")) to \(dir)")
+                } catch {
+                    throw Failure("cannot write figures to \(dir): \(error.localizedDescription)")
+                }
+            }
+        }
+    }
+}
