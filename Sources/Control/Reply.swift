@@ -32,7 +32,7 @@ public enum ErrorCode: String, CaseIterable, Sendable, Error {
         case .busy: return "too many connections; the connection is closed"
         case .shuttingDown: return "the daemon is stopping and accepts no new work"
         case .storage: return "the daemon could not make the change durable (disk full, I/O error); nothing was changed"
-        case .timeout: return "the run did not reach a step boundary in time"
+        case .timeout: return "the connection was idle longer than the idle timeout; it is closed (subscribers are exempt)"
         case .internal: return "a bug; the message says what failed"
         }
     }

@@ -20,6 +20,10 @@ final class Connection {
     /// A deferred reply this connection waits for; later requests wait behind it.
     var waitingFor: Int?
     var closeAfterFlush = false
+    /// The peer shut down its sending side: handle what it sent, answer, then close.
+    var peerClosed = false
+    /// The peer closed completely (POLLHUP): nothing can be delivered any more.
+    var peerGone = false
     var subscribed = false
     var cursor: UInt64 = 0
     var filterRun: RunID?
@@ -161,6 +165,8 @@ final class ControlServer {
                 }
                 if workerCount == 0 && (stopping != nil || draining == .finish) {
                     if accepting { Notify.send("STOPPING=1") }
+                    deliverCompletions()
+                    deliverEvents()
                     flushAll(deadline: now() + 2)
                     return
                 }
@@ -175,7 +181,7 @@ final class ControlServer {
             if accepting { pfds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
             for c in connections.values {
                 var ev: Int16 = 0
-                if c.waitingFor == nil && !c.closeAfterFlush && c.pendingOutput < (1 << 20) { ev |= Int16(POLLIN) }
+                if c.waitingFor == nil && !c.closeAfterFlush && !c.peerClosed && c.pendingOutput < (1 << 20) { ev |= Int16(POLLIN) }
                 if c.pendingOutput > 0 { ev |= Int16(POLLOUT) }
                 pfds.append(pollfd(fd: c.fd, events: ev, revents: 0))
             }
@@ -195,12 +201,20 @@ final class ControlServer {
                     acceptAll()
                 } else if let c = connections[p.fd] {
                     if p.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 { readFrom(c) }
+                    if p.revents & Int16(POLLHUP | POLLERR) != 0 { c.peerGone = true }
                     if connections[c.fd] != nil, p.revents & Int16(POLLOUT) != 0 { flush(c) }
                 }
             }
             deliverCompletions()
             deliverEvents()
-            for c in Array(connections.values) { processLines(c); flush(c) }
+            for c in Array(connections.values) {
+                processLines(c)
+                // A half-closed peer is done once nothing is pending for it.
+                let moreLines = c.input.contains(10) && !c.closeAfterFlush
+                if c.peerGone && (c.waitingFor != nil || !moreLines) { drop(c); continue }
+                if c.peerClosed && c.waitingFor == nil && !c.subscribed && !moreLines { c.closeAfterFlush = true }
+                flush(c)
+            }
         }
     }
 
@@ -320,7 +334,11 @@ final class ControlServer {
                 if k < buf.count || c.input.count > 4 * daemon.config.maxLineBytes { return }
                 continue
             }
-            if k == 0 { drop(c); return }
+            if k == 0 {
+                // Half-close: requests already read still get their replies.
+                c.peerClosed = true
+                return
+            }
             if errno == EINTR { continue }
             if errno != EAGAIN && errno != EWOULDBLOCK { drop(c) }
             return

@@ -77,8 +77,8 @@ public final class Daemon: @unchecked Sendable {
     public let config: DaemonConfiguration
     public let logger: Logger
     let ledger: Ledger
-    /// flock'ed fd of `state/lock`; released when the daemon object goes away.
-    let stateLock: Int32
+    /// flock'ed fd of `state/lock`; released when `run()` returns or the object goes away.
+    var stateLock: Int32
     let lock = NSLock()
     public let bootID: String
     let startTime = Date().timeIntervalSince1970
@@ -134,7 +134,12 @@ public final class Daemon: @unchecked Sendable {
         try recover()
     }
 
-    deinit { close(stateLock) }
+    deinit { releaseStateLock() }
+
+    func releaseStateLock() {
+        if stateLock >= 0 { close(stateLock) }
+        stateLock = -1
+    }
 
     func now() -> Double { Date().timeIntervalSince1970 }
 
@@ -448,7 +453,12 @@ public final class Daemon: @unchecked Sendable {
 
     /// Runs the daemon until it is stopped: binds or adopts the socket, sends READY=1, serves.
     public func run() throws {
-        let server = try ControlServer(daemon: self)
+        guard stateLock >= 0 else { throw DaemonError("this daemon has already run; create a new one") }
+        let server: ControlServer
+        do { server = try ControlServer(daemon: self) } catch {
+            releaseStateLock()
+            throw error
+        }
         lock.withLock {
             self.server = server
             wakeWrite = server.wakeWrite
@@ -461,6 +471,7 @@ public final class Daemon: @unchecked Sendable {
         server.shutdown()
         lock.withLock { wakeWrite = -1; self.server = nil }
         logger.log(.notice, "stopped")
+        releaseStateLock()
     }
 
     /// Thread-safe stop request (signal handlers use the server's pipe instead).

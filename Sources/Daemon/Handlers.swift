@@ -29,10 +29,10 @@ extension Daemon {
             case .cancel(let id): return try cancel(id, peer: peer)
             case .resume(let id):
                 return .reply(try transition(id, peer: peer, verb: "resume", to: .queued, from: [.paused, .interrupted, .failed],
-                                             already: [.queued, .running], hint: [.held: "it is held; use release"]))
+                                             already: [.queued, .running], hint: [.held: "use release"]))
             case .hold(let id):
                 return .reply(try transition(id, peer: peer, verb: "hold", to: .held, from: [.queued, .interrupted], already: [.held],
-                                             hint: [.running: "it is running; pause it instead", .paused: "it is paused and will not run until resumed"]))
+                                             hint: [.running: "pause it instead", .paused: "it will not run until resumed anyway"]))
             case .release(let id):
                 return .reply(try transition(id, peer: peer, verb: "release", to: .queued, from: [.held], already: [.queued, .running], hint: [:]))
             case .priority(let id, let p):
@@ -201,6 +201,7 @@ extension Daemon {
             r.source = source
             r.forkOf = forkOf?.0.description
             r.forkCheckpoint = forkOf?.1
+            r.lastCheckpoint = checkpoint
             let dir = runDirectory(id)
             let fm = FileManager.default
             do {
@@ -385,6 +386,9 @@ extension Daemon {
         return lock.withLock {
             switch mode {
             case .off:
+                if draining != nil {
+                    emitLocked("daemon", run: nil, fields: [("what", .string("drain withdrawn"))], message: "drain withdrawn: dispatching again")
+                }
                 draining = nil
                 dispatchLocked()
             case .finish:

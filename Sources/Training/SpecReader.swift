@@ -29,7 +29,7 @@ final class FieldReader {
     func field(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
 
     func raw(_ key: String) -> JSON? {
-        allowed.append(key)
+        if !allowed.contains(key) { allowed.append(key) }
         guard let v = pairs.first(where: { $0.0 == key })?.1 else { return nil }
         if case .null = v { return nil }
         return v

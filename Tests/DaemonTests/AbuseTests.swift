@@ -55,6 +55,30 @@ private func abuseNextReply(_ c: TestClient) throws -> Reply {
 }
 
 @Suite struct AbuseTests {
+    /// `printf '…' | socat`: the client shuts down its sending side after the requests; every
+    /// request already sent is still answered, then the daemon closes. A subscriber that
+    /// half-closes keeps receiving events; one that vanishes is dropped without a spin.
+    @Test func halfClosedClientsGetEveryReply() throws {
+        let d = try TestDaemon()
+        defer { d.stop(); try? FileManager.default.removeItem(atPath: d.dir) }
+        let c = try d.client()
+        try c.sendRaw(Array(String(repeating: "ping\nversion\n", count: 5000).utf8))
+        shutdown(c.fd, Int32(SHUT_WR))
+        var oks = 0
+        while let line = try? c.readLine() {
+            if line.hasPrefix("OK ") { oks += 1 } else { Issue.record("unexpected \(line.prefix(80))") }
+        }
+        #expect(oks == 10_000)
+        let sub = try d.client()
+        _ = try sub.ok("subscribe")
+        shutdown(sub.fd, Int32(SHUT_WR))
+        let other = try d.client()
+        _ = try other.ok("submit hold=true spec=" + tinySpec())
+        guard case .event(let e) = try sub.reply() else { Issue.record("no event after half-close"); return }
+        #expect(e["type"]?.stringValue == "state")
+        #expect(try other.ok("ping")["pong"] == .bool(true))
+    }
+
     @Test func randomGarbageIsAnsweredLineByLineAndHarmsNobody() throws {
         let d = try TestDaemon()
         defer { d.stop(); try? FileManager.default.removeItem(atPath: d.dir) }
