@@ -8,7 +8,8 @@ import PrunedJSON
 
 /// What submit and sweep share: the base spec and where the runs go.
 struct SpecOptions: ParsableArguments {
-    @Argument(help: "A preset name (see `pruned presets`).") var preset: String?
+    @Argument(help: "A preset name (see `pruned presets`).") var positionalPreset: String?
+    @Option(name: .long, help: "A preset name (the same as giving it as the first argument).") var preset: String?
     @Option(name: .long, help: "A JSON run spec file instead of a preset.") var spec: String?
     @Option(name: [.customShort("s"), .long], help: "Spec override PATH=VALUE (repeatable), e.g. --set epochs=30 --set dataset.path=/data/fmnist.") var set: [String] = []
     @Option(name: .long, help: "Seeds: N, A..B or a comma list (each becomes a run tagged seed:N).") var seeds: String?
@@ -19,6 +20,10 @@ struct SpecOptions: ParsableArguments {
 
     func baseEdits() throws -> RunEdits {
         var e = RunEdits()
+        if positionalPreset != nil && preset != nil && positionalPreset != preset {
+            throw ValidationError("two different presets: \(positionalPreset ?? "") and --preset \(preset ?? "")")
+        }
+        let preset = self.preset ?? positionalPreset
         switch (preset, spec) {
         case (nil, nil): throw ValidationError("name a preset or give --spec FILE")
         case (.some, .some): throw ValidationError("give a preset or --spec, not both")

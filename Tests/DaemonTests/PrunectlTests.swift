@@ -86,6 +86,9 @@ struct PrunectlTests {
         let badSpec = try prunectl(s, ["submit", "--spec", specPath, "--set", "optimizer.lr=-1"])
         #expect(badSpec.status == 1 && badSpec.err.contains("BAD_SPEC") && badSpec.err.contains("optimizer.lr"))
         #expect(try prunectl(s, ["submit"]).status == 64)
+        let preset = try prunectl(s, ["submit", "--preset", "F2_VGG_4", "--seeds", "1..2"])
+        #expect(preset.status == 1 && preset.err.contains("BAD_SPEC") && preset.err.contains("dataset.path"))   // no CIFAR-10 here
+        #expect(try prunectl(s, ["submit", "--preset", "NO_SUCH"]).err.contains("NOT_FOUND"))
         let nodaemon = try prunectl(d.dir + "/nothing.sock", ["ping"])
         #expect(nodaemon.status == 4 && nodaemon.err.contains("no pruned daemon"))
         let raw = try prunectl(s, ["raw", "version", "frobnicate"])
