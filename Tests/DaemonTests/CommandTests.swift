@@ -227,6 +227,45 @@ struct CommandTests {
         #expect(try again.ok("unsubscribe")["subscribed"] == .bool(false))
     }
 
+    /// failed → (fix the cause) → resume → completed; interrupted → hold → release → completed;
+    /// paused → cancel.
+    @Test func failedInterruptedAndPausedTransitions() throws {
+        let dir = makeTempDir("trans")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        var d = try TestDaemon(dir: dir) { $0.resumeOnStart = false }
+        var c = try d.client()
+        let a = try c.ok("submit spec=" + tinySpec(epochs: 1) + " dataset.path=\(data)")["id"]?.stringValue ?? ""
+        #expect(waitFor { (try? c.state(a)) == "failed" })
+        let failed = try c.ok("show \(a)")
+        #expect(failed["reason"]?.stringValue?.contains("dataset") == true, "\(failed["reason"] ?? .null)")
+        // The dataset appears (say, a mount came back): the same run resumes and completes.
+        for f in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+            try FileManager.default.createSymbolicLink(atPath: data + "/" + f, withDestinationPath: fashionMNIST + "/" + f)
+        }
+        #expect(try c.ok("resume \(a)")["changed"] == .bool(true))
+        #expect(waitFor(120) { (try? c.state(a)) == "completed" })
+        #expect(try c.ok("show \(a)")["reason"] == .null)
+        // interrupted (daemon stopped mid-run, on-start hold) → hold → release → completed.
+        let b = try c.ok("submit spec=" + tinySpec(epochs: 2, seed: 4, everySteps: 3))["id"]?.stringValue ?? ""
+        #expect(waitFor { (try? c.ok("show \(b)")["progress"]?["step"]?.intValue ?? 0) ?? 0 >= 4 })
+        d.stop()
+        d = try TestDaemon(dir: dir) { $0.resumeOnStart = false }
+        c = try d.client()
+        #expect(try c.state(b) == "interrupted")
+        #expect(try c.ok("hold \(b)")["state"]?.stringValue == "held")
+        #expect(try c.ok("release \(b)")["changed"] == .bool(true))
+        #expect(waitFor(120) { (try? c.state(b)) == "completed" })
+        // paused → cancelled, without running again.
+        let e = try c.ok("submit spec=" + tinySpec(epochs: 3, seed: 5, everySteps: 3))["id"]?.stringValue ?? ""
+        #expect(waitFor { (try? c.ok("show \(e)")["progress"]?["step"]?.intValue ?? 0) ?? 0 >= 2 })
+        #expect(try c.ok("pause \(e)")["state"]?.stringValue == "paused")
+        let cancelled = try c.ok("cancel \(e)")
+        #expect(cancelled["state"]?.stringValue == "cancelled" && cancelled["starts"]?.intValue == 1)
+        d.stop()
+    }
+
     @Test func drainFinishAndNow() throws {
         let dir = makeTempDir("drain")
         defer { try? FileManager.default.removeItem(atPath: dir) }
