@@ -121,6 +121,24 @@ struct PrunectlTests {
         #expect(watch.status == 0, "\(watch.err)")
         #expect(watch.out.contains("epoch 2/2"))
         #expect(watch.out.contains("pruned at epoch"))
+        // On a terminal (script(1) provides one) the view is drawn in place with bars.
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/script") {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+            p.arguments = ["-qec", "\(prunectlBinary) watch --group sw", "/dev/null"]
+            var env = ProcessInfo.processInfo.environment
+            env["PRUNED_SOCKET"] = s
+            p.environment = env
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+            #expect(text.contains("\u{1B}[2K"), "\(text.prefix(300))")
+            #expect(text.contains("r-0001 completed   [########################] epoch 2/2"), "\(text.prefix(600))")
+        }
         let w = try prunectl(s, ["wait", "--group", "sw"])
         #expect(w.status == 0)
         #expect(w.lines.count == 4 && w.lines.allSatisfy { $0.hasSuffix("completed") })
