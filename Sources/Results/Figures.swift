@@ -48,7 +48,7 @@ public enum Figures {
             body.append("<g class=\"series\" data-label=\"\(SVG.escape(s.label))\" data-runs=\"\(s.runs)\" "
                 + "data-epochs=\"\(s.epochs.map(String.init).joined(separator: ","))\" data-mean=\"\(SVG.values(s.mean))\" "
                 + "data-ci-low=\"\(SVG.values(s.ci.map(\.lower)))\" data-ci-high=\"\(SVG.values(s.ci.map(\.upper)))\">")
-            body.append("<title>\(SVG.escape(s.label)): \(s.runs) run\(s.runs == 1 ? "" : "s"), epochs \(s.epochs.first!)–\(s.epochs.last!)</title>")
+            body.append("<title>\(SVG.escape(s.label)): \(s.runs) run\(s.runs == 1 ? "" : "s"), epochs \(s.epochs.first ?? 0)–\(s.epochs.last ?? 0)</title>")
             body.append("<path class=\"band\" d=\"M \((upper + lower).joined(separator: " L ")) Z\" fill=\"\(s.colour)\" fill-opacity=\"0.2\" stroke=\"none\"/>")
             body.append("<polyline class=\"mean\" points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"\(s.colour)\" stroke-width=\"1.8\"/>")
             if s.epochs.count == 1 {

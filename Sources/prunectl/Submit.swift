@@ -84,7 +84,7 @@ func submitAll(_ g: Global, _ all: [RunEdits]) throws {
             ids.append(id)
             if g.json { print(j.rendered) } else { print(id) }
         } catch let err as ProtocolError {
-            if !ids.isEmpty { printErr("prunectl: submitted \(ids.count) of \(all.count) runs (\(ids.first!)…\(ids.last!)) before this error:") }
+            if !ids.isEmpty { printErr("prunectl: submitted \(ids.count) of \(all.count) runs (\(ids.first ?? "")…\(ids.last ?? "")) before this error:") }
             throw err
         }
     }
