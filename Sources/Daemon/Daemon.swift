@@ -244,11 +244,14 @@ public final class Daemon: @unchecked Sendable {
         while workers.count < config.runs {
             let candidates = runs.values.filter { $0.state == .queued }
             guard let next = candidates.min(by: { ($0.priority, -$0.order) > ($1.priority, -$1.order) }) else { return }
-            startLocked(next)
+            // A start that cannot be recorded (disk full) is retried at the next change, not now.
+            guard startLocked(next) else { return }
         }
     }
 
-    func startLocked(_ record: RunRecord) {
+    /// Starts a run's worker; false when the start could not be recorded durably.
+    @discardableResult
+    func startLocked(_ record: RunRecord) -> Bool {
         var r = record
         r.state = .running
         r.started = now()
@@ -263,11 +266,11 @@ public final class Daemon: @unchecked Sendable {
             r.reason = "the stored spec no longer parses: \(error)"
             r.finished = now()
             commitQuietlyLocked(r)
-            return
+            return true
         }
         do { try commitLocked(r) } catch {
             // Not durable: do not start (a crash would lose the fact it ran). Retried on the next change.
-            return
+            return false
         }
         let dir = runDirectory(r.id)
         let store = CheckpointStore(directory: dir + "/checkpoints")
@@ -278,6 +281,7 @@ public final class Daemon: @unchecked Sendable {
         let worker = RunWorker(id: r.id, daemon: self, spec: spec, fork: r.forkOf != nil, directory: dir, threads: config.threadsPerRun)
         workers[r.id] = worker
         worker.start()
+        return true
     }
 
     // MARK: worker callbacks (any thread)
