@@ -32,15 +32,16 @@ func prunectl(_ socket: String, _ args: [String], timeout: Double = 120) throws 
     p.standardOutput = out
     p.standardError = err
     try p.run()
+    final class Box: @unchecked Sendable { var data = Data() }
     let group = DispatchGroup()
-    var outData = Data(), errData = Data()
+    let outBox = Box(), errBox = Box()
     group.enter()
-    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
     group.enter()
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    if group.wait(timeout: .now() + timeout) == .timedOut { p.terminate() }
+    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    if group.wait(timeout: .now() + timeout) == .timedOut { p.terminate(); group.wait() }
     p.waitUntilExit()
-    return CLIResult(status: p.terminationStatus, out: String(decoding: outData, as: UTF8.self), err: String(decoding: errData, as: UTF8.self))
+    return CLIResult(status: p.terminationStatus, out: String(decoding: outBox.data, as: UTF8.self), err: String(decoding: errBox.data, as: UTF8.self))
 }
 
 @Suite(.serialized, .enabled(if: haveFashionMNIST && FileManager.default.isExecutableFile(atPath: prunectlBinary)))
