@@ -156,7 +156,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .hold: return "hold ID"
         case .release: return "release ID"
         case .priority: return "priority ID N"
-        case .set: return "set ID [PATH=VALUE...] [group=G] [tag=T[,T...]] [priority=N]"
+        case .set: return "set ID [PATH=VALUE...] [group=G] [tag=T[,T...]] [priority=N]  (group= and tag= with no value clear them)"
         case .fork: return "fork ID [checkpoint=FILE] [PATH=VALUE...] [group=G] [tag=T[,T...]] [priority=N] [hold=true]"
         case .metrics: return "metrics ID [kind=epochs|prunes] [since=EPOCH]"
         case .checkpoint: return "checkpoint ID"
@@ -407,8 +407,15 @@ struct Arguments {
             guard case .object = v else { throw ProtocolError(.badArgument, "spec must be a JSON object") }
             e.spec = v
         }
-        if let g = take("group") { e.group = try Arguments.name(g.value, field: "group") }
+        // `set` may clear: an empty group or tag list removes it.
+        if let g = take("group") { e.group = verb == .set && g.value.isEmpty ? "" : try Arguments.name(g.value, field: "group") }
         while let t = take("tag") {
+            if verb == .set && t.value.isEmpty {
+                guard e.tags == nil else { throw ProtocolError(.badArgument, "set: an empty tag= clears the tags and goes alone") }
+                e.tags = []
+                continue
+            }
+            if e.tags == [] && verb == .set { throw ProtocolError(.badArgument, "set: an empty tag= clears the tags and goes alone") }
             let more = try t.value.split(separator: ",", omittingEmptySubsequences: false).map { try Arguments.name(String($0), field: "tag") }
             e.tags = (e.tags ?? []) + more
         }

@@ -244,7 +244,7 @@ extension Daemon {
             r.spec = json
             if let s = try? RunSpec(json: json) { r.epochs = s.epochs }
         }
-        if let g = e.group { r.group = g }
+        if let g = e.group { r.group = g.isEmpty ? nil : g }
         if let t = e.tags { r.tags = t }
         if let p = e.priority {
             guard !r.state.isTerminal else { throw ProtocolError(.badState, "\(id) is \(r.state.rawValue)") }

@@ -240,12 +240,14 @@ struct SetCommand: ParsableCommand {
     @Option(name: .long, help: "New group.") var group: String?
     @Option(name: .long, help: "New tags (replace the old ones; repeatable).") var tag: [String] = []
     @Option(name: .long, help: "New priority.") var priority: Int?
+    @Flag(name: .long, help: "Remove the run from its group.") var noGroup = false
+    @Flag(name: .long, help: "Remove all tags.") var noTags = false
     func run() throws {
         try guarded {
             var e = RunEdits()
             e.overrides = try overrides.map(parseOverride)
-            e.group = group
-            e.tags = tag.isEmpty ? nil : tag
+            e.group = noGroup ? "" : group
+            e.tags = noTags ? [] : (tag.isEmpty ? nil : tag)
             e.priority = priority
             guard !e.isEmpty else { throw ValidationError("nothing to change") }
             try perform(g, .set(try runID(id), e)) { Tables.showRun($0) }

@@ -73,6 +73,8 @@ struct PrunectlTests {
         let set = try prunectl(s, ["set", "r-0002", "epochs=2", "optimizer.lr=0.002", "--tag", "edited", "--json"])
         #expect(set.json.first?["spec"]?["epochs"]?.intValue == 2)
         #expect(set.json.first?["tags"] == .array([.string("edited")]))
+        let cleared = try prunectl(s, ["set", "r-0002", "--no-tags", "--no-group", "--json"]).json.first
+        #expect(cleared?["tags"] == .array([]) && cleared?["group"] == .null)
         #expect(waitFor { (try? prunectl(s, ["show", "r-0001", "--json"]).json.first?["progress"]?["step"]?.intValue ?? 0) ?? 0 >= 2 })
         let ck = try prunectl(s, ["checkpoint", "r-0001"])
         #expect(ck.status == 0 && ck.out.contains("ckpt-"), "\(ck.err)")

@@ -185,11 +185,14 @@ def _edits(parts, group=None, tags=None, priority=None, hold=None, overrides=(),
     for key, value in overrides:
         parts.append("%s=%s" % (key, render_value(value)))
     if group is not None:
-        parts.append("group=" + quote(str(group)))
+        # set: group="" removes the run from its group.
+        parts.append("group=" + (quote(str(group)) if str(group) or parts[0] != "set" else '""'))
     if tags is not None:
         names = _names(tags)
         if names:
             parts.append("tag=" + quote(",".join(names)))
+        elif parts[0] == "set":
+            parts.append('tag=""')          # set: an empty tag list clears the tags
     if priority is not None:
         parts.append("priority=%d" % int(priority))
     if hold:
