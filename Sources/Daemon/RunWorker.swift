@@ -45,6 +45,7 @@ final class RunWorker {
         let daemon = self.daemon
         let id = self.id
         var options = RunOptions(fork: fork)
+        options.stopHint = ""
         options.stopRequested = { [unowned self] in daemon.lock.withLock { self.stop != nil } }
         options.checkpointRequested = { [unowned self] in
             daemon.lock.withLock {

@@ -231,6 +231,8 @@ public struct RunOptions {
     /// Called once the trainer is ready (data loaded, checkpoint restored): total epochs and
     /// steps per epoch, epochs already done, step within the current epoch.
     public var onStart: ((_ trainer: Trainer, _ resumedFrom: String?) -> Void)?
+    /// Appended to the "stopped …; checkpoint written" line (the daemon says what happens next itself).
+    public var stopHint = ", resume with the same command"
     /// Data already in memory (tests); nil loads the spec's dataset.
     public var data: PreparedData?
 
@@ -340,7 +342,7 @@ public enum ForegroundRun {
             }
             guard let r = record else {
                 checkpoint()
-                log("stopped at step \(trainer.stepInEpoch) of epoch \(trainer.epochsCompleted + 1); checkpoint written, resume with the same command")
+                log("stopped at step \(trainer.stepInEpoch) of epoch \(trainer.epochsCompleted + 1); checkpoint written\(options.stopHint)")
                 summary.records = records
                 summary.interrupted = stopped
                 summary.seconds = Trainer.monotonicSeconds() - start
@@ -359,7 +361,7 @@ public enum ForegroundRun {
             }
             log(line)
             if options.stopRequested() && trainer.epochsCompleted < spec.epochs {
-                log("stopped after epoch \(r.epoch); checkpoint written, resume with the same command")
+                log("stopped after epoch \(r.epoch); checkpoint written\(options.stopHint)")
                 summary.records = records
                 summary.interrupted = true
                 summary.seconds = Trainer.monotonicSeconds() - start
