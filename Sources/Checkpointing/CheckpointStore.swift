@@ -14,9 +14,13 @@ public struct CheckpointStore {
     public static let suffix = ".pck"
     public static let milestoneMark = "-m"
 
-    public init(directory: String, keepLast: Int = 3) {
+    /// Milestones kept (the first and the newest `keepMilestones − 1`); nil keeps them all.
+    public var keepMilestones: Int?
+
+    public init(directory: String, keepLast: Int = 3, keepMilestones: Int? = nil) {
         self.directory = directory
         self.keepLast = max(keepLast, 1)
+        self.keepMilestones = keepMilestones.map { max($0, 0) }
     }
 
     /// A checkpoint file in the directory, ordered by its sequence number.
@@ -57,11 +61,17 @@ public struct CheckpointStore {
         return name
     }
 
-    /// Deletes the oldest non-milestone checkpoints beyond the newest `keepLast`.
+    /// Deletes the oldest checkpoints beyond the newest `keepLast`, sparing milestones: all of
+    /// them, or the first and the newest `keepMilestones − 1`.
     public func applyRetention() {
         let all = list()
         let newest = Set(all.suffix(keepLast).map(\.file))
-        for e in all where !e.milestone && !newest.contains(e.file) { unlink(path(e.file)) }
+        let milestones = all.filter(\.milestone)
+        var pinned = Set(milestones.map(\.file))
+        if let k = keepMilestones, milestones.count > k {
+            pinned = k == 0 ? [] : Set(([milestones[0]] + milestones.suffix(k - 1)).map(\.file))
+        }
+        for e in all where !pinned.contains(e.file) && !newest.contains(e.file) { unlink(path(e.file)) }
         CheckpointStore.syncDirectory(directory)
     }
 

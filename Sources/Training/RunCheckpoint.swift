@@ -135,7 +135,7 @@ public final class Checkpointer {
     public private(set) var written: [String] = []
 
     public init(directory: String, policy: CheckpointSpec, clock: @escaping () -> Double = Trainer.monotonicSeconds) {
-        store = CheckpointStore(directory: directory, keepLast: policy.keepLast)
+        store = CheckpointStore(directory: directory, keepLast: policy.keepLast, keepMilestones: policy.keepMilestones)
         self.policy = policy
         self.clock = clock
         lastSave = clock()

@@ -44,6 +44,9 @@ public struct CheckpointSpec: Sendable, Equatable {
     public var everySteps: Int?
     public var everySeconds: Double?
     public var keepLast: Int = 3
+    /// Pruning-milestone checkpoints kept: the first (the model just before the first prune)
+    /// and the newest `keepMilestones − 1`; the rest are thinned like ordinary checkpoints.
+    public var keepMilestones: Int = 8
     public var level: Int = 1
 
     public init(everySteps: Int? = nil, everySeconds: Double? = nil, keepLast: Int = 3, level: Int = 1) {
@@ -57,7 +60,8 @@ public struct CheckpointSpec: Sendable, Equatable {
         var out: [(String, JSON)] = []
         if let k = everySteps { out.append(("every_steps", .number(Double(k)))) }
         if let t = everySeconds { out.append(("every_seconds", .number(t))) }
-        return .object(out + [("keep_last", .number(Double(keepLast))), ("level", .number(Double(level)))])
+        return .object(out + [("keep_last", .number(Double(keepLast))), ("keep_milestones", .number(Double(keepMilestones))),
+                              ("level", .number(Double(level)))])
     }
 }
 
@@ -152,6 +156,7 @@ public struct RunSpec: Sendable, Equatable {
                 cs.everySeconds = try c.double("every_seconds", default: nil, { $0 > 0 && $0 <= 1e7 }, "in (0, 1e7] seconds")
             }
             cs.keepLast = try c.int("keep_last", default: 3, { $0 >= 1 && $0 <= 10_000 }, "in 1…10000")
+            cs.keepMilestones = try c.int("keep_milestones", default: 8, { $0 >= 0 && $0 <= 100_000 }, "in 0…100000")
             cs.level = try c.int("level", default: 1, { $0 >= -7 && $0 <= 19 }, "a zstd level in -7…19")
             try c.finish()
             checkpoint = cs

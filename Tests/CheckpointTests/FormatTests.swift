@@ -209,6 +209,21 @@ func trainedTrainer(_ json: String = smallPruningSpec) throws -> (Trainer, [Epoc
         #expect(try store.loadNewest()?.file == first)
     }
 
+    /// A long run with a milestone at every epoch keeps the first milestone (the model before the
+    /// first prune), the newest keepMilestones − 1, and the newest keepLast checkpoints.
+    @Test func milestonesAreThinned() throws {
+        let dir = tempDir("thin")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = CheckpointStore(directory: dir, keepLast: 2, keepMilestones: 3)
+        var names: [String] = []
+        for i in 0 ..< 10 { names.append(try store.write(try sample(Float(i)), label: "x", milestone: i % 2 == 0)) }
+        // milestones 0 2 4 6 8 → keep 0, 6, 8; newest two: 8, 9.
+        #expect(store.list().map(\.file) == [names[0], names[6], names[8], names[9]])
+        let none = CheckpointStore(directory: dir, keepLast: 1, keepMilestones: 0)
+        _ = try none.write(try sample(10), label: "x", milestone: true)
+        #expect(none.list().count == 1)
+    }
+
     @Test func retentionKeepsLastNAndMilestones() throws {
         let dir = tempDir("retention")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -20,14 +20,14 @@ import Testing
         let defaults = try RunSpec.parse(base + #", "checkpoint": {}}"#)
         #expect(defaults.checkpoint == CheckpointSpec())
         for (bad, field) in [(#"{"every_steps": 0}"#, "checkpoint.every_steps"), (#"{"every_seconds": -1}"#, "checkpoint.every_seconds"),
-                             (#"{"keep_last": 0}"#, "checkpoint.keep_last"), (#"{"level": 40}"#, "checkpoint.level"),
+                             (#"{"keep_last": 0}"#, "checkpoint.keep_last"), (#"{"keep_milestones": -1}"#, "checkpoint.keep_milestones"), (#"{"level": 40}"#, "checkpoint.level"),
                              (#"{"every_step": 5}"#, "checkpoint.every_step"), (#"{"every_steps": 1.5}"#, "checkpoint.every_steps")] {
             #expect { try RunSpec.parse(base + #", "checkpoint": "# + bad + "}") } throws: { e in
                 (e as? SpecError)?.field == field
             }
         }
         #expect { try RunSpec.parse(base + #", "checkpoint": {"every_step": 5}}"#) } throws: { e in
-            "\(e)".contains("every_steps, every_seconds, keep_last, level")
+            "\(e)".contains("every_steps, every_seconds, keep_last, keep_milestones, level")
         }
     }
 
