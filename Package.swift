@@ -47,8 +47,8 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpointing", "Training", "Engine", "PrunedJSON"],
                     exclude: ["Fixtures"], swiftSettings: plain),
         .testTarget(name: "ResultsTests", dependencies: ["Results", "PrunedJSON"], swiftSettings: plain),
-        .testTarget(name: "ControlTests", dependencies: ["Control", "PrunedJSON"], swiftSettings: plain),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Control", "Training", "PrunedJSON", "Checkpointing"], swiftSettings: plain),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "PrunedJSON", "Results"], swiftSettings: plain),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Control", "Training", "PrunedJSON", "Checkpointing", "Results"], swiftSettings: plain),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "PrunedJSON"], swiftSettings: plain),
     ]
 )

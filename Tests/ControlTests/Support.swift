@@ -2,6 +2,7 @@
 // a small seeded generator so the randomised tests are deterministic.
 @testable import Control
 import PrunedJSON
+import Results
 import Testing
 
 /// Builds `RunEdits` in one expression (tables stay one row per line).
@@ -45,16 +46,5 @@ func parseErrorCode(_ line: String) -> ErrorCode? {
     }
 }
 
-/// SplitMix64: tiny, fast, good enough for test-input generation, and identical on every
-/// platform (unlike SystemRandomNumberGenerator).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The seeded SplitMix64 of Results: the same test inputs on every platform and run.
+typealias SeededGenerator = SplitMix64

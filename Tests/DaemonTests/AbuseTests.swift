@@ -6,20 +6,9 @@ import Control
 @testable import Daemon
 import Foundation
 import PrunedJSON
+import Results
 import Testing
 
-/// A deterministic generator (SplitMix64) so the garbage is the same on every run.
-private struct AbuseRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 private func abuseKind(_ r: Reply) -> String {
     switch r {
@@ -87,7 +76,7 @@ private func abuseNextReply(_ c: TestClient) throws -> Reply {
 
         // Lines of raw random bytes (NUL, 0xFF, CR, stray newlines and broken UTF-8 weighted
         // in), of printable words no command starts with, and of quoted words.
-        var rng = AbuseRNG(seed: 0x5EED_0BAD_F00D)
+        var rng = SplitMix64(seed: 0x5EED_0BAD_F00D)
         let specials: [UInt8] = [0, 0xFF, 10, 13, 0xC3, 0x80, 0xED, 32, 9, 0x7F, 0x1B]
         var stream: [UInt8] = []
         while stream.count < 64 << 10 {

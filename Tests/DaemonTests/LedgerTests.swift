@@ -7,6 +7,14 @@ import Foundation
 import PrunedJSON
 import Testing
 
+/// Appends bytes as they are (a torn or damaged line), without the ledger's framing.
+func appendRaw(_ text: String, to path: String) throws {
+    let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    h.seekToEndOfFile()
+    h.write(Data(text.utf8))
+    try h.close()
+}
+
 @Suite struct LedgerTests {
     func record(_ n: Int, _ state: RunState = .queued, priority: Int = 0) -> RunRecord {
         var r = RunRecord(id: RunID(n), state: state, owner: 1000, ownerName: "alice", order: n,
@@ -26,10 +34,7 @@ import Testing
         try l.append(record(1, .held), time: 3)
         let goodSize = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
         // The daemon died in the middle of appending a line.
-        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        h.seekToEndOfFile()
-        h.write(Data(#"{"v":1,"time":4,"run":{"id":"r-0003","sta"#.utf8))
-        try h.close()
+        try appendRaw(#"{"v":1,"time":4,"run":{"id":"r-0003","sta"#, to: path)
         let l2 = Ledger(path: path)
         let replay = try l2.open()
         #expect(replay.runs.count == 2)
@@ -50,10 +55,7 @@ import Testing
         let l = Ledger(path: path)
         _ = try l.open()
         try l.append(record(1), time: 1)
-        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        h.seekToEndOfFile()
-        h.write(Data("this is not json\n{\"v\":1,\"run\":{\"id\":\"bogus\"}}\n".utf8))
-        try h.close()
+        try appendRaw("this is not json\n{\"v\":1,\"run\":{\"id\":\"bogus\"}}\n", to: path)
         let l2 = Ledger(path: path)
         _ = try l2.open()
         try l2.append(record(2, priority: 5), time: 2)
@@ -93,10 +95,7 @@ import Testing
         d?.stop()
         d = nil
         let path = dir + "/state/ledger.jsonl"
-        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        h.seekToEndOfFile()
-        h.write(Data(#"{"v":1,"time":9,"run":{"id":"r-0004""#.utf8))
-        try h.close()
+        try appendRaw(#"{"v":1,"time":9,"run":{"id":"r-0004""#, to: path)
         let d2 = try TestDaemon(dir: dir)
         defer { d2.stop() }
         let c2 = try d2.client()
