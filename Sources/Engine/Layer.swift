@@ -63,13 +63,14 @@ public final class ExecutionContext: @unchecked Sendable {
 
     public init(threads: Int) {
         workers = Workers(threads: threads)
-        scratchBuffers = (0 ..< max(1, threads)).map { _ in (0 ..< 3).map { _ in FloatBuffer(count: 0) } }
+        scratchBuffers = (0 ..< max(1, threads)).map { _ in (0 ..< 6).map { _ in FloatBuffer(count: 0) } }
     }
 
     public var threads: Int { workers.threads }
 
-    /// Scratch memory `slot` (0 = im2col columns, 1 = partial weight gradient, 2 = spare) of
-    /// thread `t`, at least `count` floats. Contents are unspecified.
+    /// Scratch memory `slot` of thread `t`, at least `count` floats; contents are unspecified.
+    /// Slots: 0 im2col columns, 1 partial weight gradient, 2 spare, 3 Winograd V / dV,
+    /// 4 Winograd M / dM, 5 Winograd row scratch.
     @inline(__always)
     public func scratch(_ t: Int, _ slot: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
         let b = scratchBuffers[t][slot]

@@ -27,6 +27,68 @@ import Testing
         }
     }
 
+    /// Winograd F(2×2, 3×3) forced on: even and odd planes (partial edge tiles), 1×1 and 2×2
+    /// planes, bias, one and two threads, chunks of one image and of several.
+    @Test(arguments: [
+        // (cin, cout, bias, h, w, batch, threads)
+        (2, 3, true, 5, 6, 3, 2),
+        (3, 2, false, 4, 4, 2, 1),
+        (2, 2, false, 7, 5, 2, 2),
+        (3, 3, true, 2, 2, 3, 2),
+        (2, 2, false, 1, 1, 2, 1),
+        (2, 2, true, 5, 34, 2, 2),  // vector paths: 17 tiles wide = 2 blocks of 8 + 1
+    ])
+    func conv2dWinograd(_ p: (Int, Int, Bool, Int, Int, Int, Int)) {
+        let (cin, cout, hasBias, h, w, n, threads) = p
+        let store = ParameterStore()
+        let conv = Conv2D("c", store: store, inChannels: cin, outChannels: cout, kernel: 3, padding: 1,
+                          bias: hasBias, weightInit: .normal(std: 0.5), biasInit: .uniform(bound: 0.5))
+        conv.algorithm = .winograd
+        #expect(conv.usesWinograd)
+        store.finalise(seed: 11)
+        let shape = Shape4(c: cin, n: n, h: h, w: w)
+        let x = Owned(randomFloats(cin * n * h * w, seed: 2), channels: cin, batch: n, height: h, width: w)
+        gradientCheck(layer: conv, store: store, input: x, threads: threads) { xd, pd in
+            Ref.conv(xd, shape, w: Ref.slice(pd, conv.weight), b: conv.bias.map { Ref.slice(pd, $0) },
+                     cout: cout, k: 3, stride: 1, pad: 1).0
+        }
+    }
+
+    /// Winograd and im2col agree on realistic shapes (32 channels, batch 5) in output, input
+    /// gradient and weight gradient, and `automatic` picks Winograd there but not for 3 input
+    /// channels or strided and 1×1 convolutions.
+    @Test(arguments: [(8, 8), (32, 32), (17, 35), (2, 2)])
+    func winogradMatchesIm2col(_ plane: (Int, Int)) {
+        let cin = 32, cout = 24, h = plane.0, w = plane.1, n = 5
+        var results: [[Float]] = []
+        for algorithm in [ConvAlgorithm.im2col, .winograd] {
+            let store = ParameterStore()
+            let conv = Conv2D("c", store: store, inChannels: cin, outChannels: cout, kernel: 3, padding: 1, bias: true,
+                              weightInit: .normal(std: 0.1), biasInit: .uniform(bound: 0.5))
+            conv.algorithm = algorithm
+            store.finalise(seed: 3)
+            let ctx = ExecutionContext(threads: 2)
+            let x = Owned(randomFloats(cin * n * h * w, seed: 8), channels: cin, batch: n, height: h, width: w)
+            let dy = Owned(randomFloats(cout * n * h * w, seed: 9), channels: cout, batch: n, height: h, width: w)
+            store.zeroGradients()
+            let y = withExtendedLifetime(x) { values(conv.forward(x.act, ctx)) }
+            let dx = withExtendedLifetime(dy) { values(conv.backward(dy.act, ctx)) }
+            results.append(y + dx + store.gradients.array)
+        }
+        let scale = results[0].map(abs).max() ?? 1
+        let err = zip(results[0], results[1]).map { abs($0 - $1) }.max() ?? 0
+        #expect(err < 1e-4 * scale, "max difference \(err) at scale \(scale)")
+        let store = ParameterStore()
+        #expect(Conv2D("a", store: store, inChannels: 64, outChannels: 64, kernel: 3, padding: 1, bias: false,
+                       weightInit: .zeros).usesWinograd)
+        #expect(!Conv2D("b", store: store, inChannels: 3, outChannels: 64, kernel: 3, padding: 1, bias: false,
+                        weightInit: .zeros).usesWinograd)
+        #expect(!Conv2D("c", store: store, inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, bias: false,
+                        weightInit: .zeros).usesWinograd)
+        #expect(!Conv2D("d", store: store, inChannels: 64, outChannels: 64, kernel: 1, bias: false,
+                        weightInit: .zeros).usesWinograd)
+    }
+
     @Test(arguments: [true, false])
     func batchNorm(training: Bool) {
         let store = ParameterStore()

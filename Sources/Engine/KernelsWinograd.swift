@@ -1,0 +1,384 @@
+// Winograd F(2×2, 3×3) for "same" 3×3 convolutions (stride 1, padding 1), forward and both
+// gradients, over a tile of images of a channel-major [C, N, H, W] batch.
+//
+// One output tile is 2×2 pixels and reads a 4×4 input patch (rows 2ty−1…2ty+2, columns
+// 2tx−1…2tx+2, zero outside the plane). With the standard matrices
+//     Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]
+//     G  = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
+//     Aᵀ = [1 1 1 0; 0 1 −1 −1]
+// a tile's output is Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, so a convolution becomes 16 GEMMs (one per
+// point ξ of the 4×4 transform domain), M[ξ] = U[ξ] · V[ξ] with U[ξ] [Cout, Cin] the transformed
+// weights and V[ξ] [Cin, T] the transformed patches of T tiles: 16 multiplies per 4 outputs
+// instead of 36. Because Y is linear in U, the gradients are the adjoints of the same steps:
+//     dM = A dY Aᵀ,   dU[ξ] += dM[ξ] · V[ξ]ᵀ,   dg = Gᵀ dU G,
+//     dV[ξ] = U[ξ]ᵀ · dM[ξ],   dX += B dV Bᵀ (patches overlap: summed in tile order).
+//
+// Layouts: U is [16][Cout][Cin]; V and dV are [16][C][T] and M and dM are [16][Cout][T] with
+// T = images · tilesPerImage and t = image·tilesPerImage + ty·tilesWide + tx. Every transform
+// works on whole rows of tiles so its loops over tx run over contiguous memory.
+
+/// The tile grid of a same-padded 3×3 convolution on an H×W plane.
+public struct WinogradTiling: Sendable, Equatable {
+    public let height: Int
+    public let width: Int
+    public let tilesHigh: Int
+    public let tilesWide: Int
+
+    public init(height: Int, width: Int) {
+        self.height = height
+        self.width = width
+        tilesHigh = (height + 1) / 2
+        tilesWide = (width + 1) / 2
+    }
+
+    @inline(__always) public var tilesPerImage: Int { tilesHigh * tilesWide }
+    /// Length of a zero-padded row: one column of padding on the left, enough on the right for
+    /// the last tile's four columns, plus 16 so a vector load at the last tile stays inside.
+    @inline(__always) var paddedWidth: Int { 2 * tilesWide + 18 }
+}
+
+public enum WinogradKernels {
+    /// Floats of per-thread row scratch the transforms need (`rowScratch` arguments).
+    public static func rowScratchCount(_ g: WinogradTiling) -> Int { 21 * g.paddedWidth }
+
+    /// U[ξ][co][ci] = (G g Gᵀ)[ξ] for output channels `range` of weights [Cout, Cin, 3, 3].
+    public static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
+                                        u: UnsafeMutablePointer<Float>) {
+        let stride = cout &* cin
+        for co in range {
+            for ci in 0 ..< cin {
+                let g = w + (co &* cin &+ ci) &* 9
+                let g00 = g[0], g01 = g[1], g02 = g[2], g10 = g[3], g11 = g[4], g12 = g[5], g20 = g[6], g21 = g[7], g22 = g[8]
+                // (G g): row 0 = g row 0; row 1 = ½(r0+r1+r2); row 2 = ½(r0−r1+r2); row 3 = g row 2
+                let a0 = (g00, g01, g02)
+                let a1 = (0.5 * (g00 + g10 + g20), 0.5 * (g01 + g11 + g21), 0.5 * (g02 + g12 + g22))
+                let a2 = (0.5 * (g00 - g10 + g20), 0.5 * (g01 - g11 + g21), 0.5 * (g02 - g12 + g22))
+                let a3 = (g20, g21, g22)
+                let base = u + (co &* cin &+ ci)
+                @inline(__always) func row(_ i: Int, _ a: (Float, Float, Float)) {
+                    let p = base + (i &* 4) &* stride
+                    p[0] = a.0
+                    p[stride] = 0.5 * (a.0 + a.1 + a.2)
+                    p[2 &* stride] = 0.5 * (a.0 - a.1 + a.2)
+                    p[3 &* stride] = a.2
+                }
+                row(0, a0); row(1, a1); row(2, a2); row(3, a3)
+            }
+        }
+    }
+
+    /// gw[co][ci][3×3] += (Gᵀ dU G) for output channels `range`, dU laid out like U.
+    public static func accumulateWeightGradient(_ du: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
+                                                gw: UnsafeMutablePointer<Float>) {
+        let stride = cout &* cin
+        for co in range {
+            for ci in 0 ..< cin {
+                let base = du + (co &* cin &+ ci)
+                // Gᵀ applied to the columns of each row i: (u0 + ½u1 + ½u2, ½u1 − ½u2, ½u1 + ½u2 + u3)
+                @inline(__always) func rowT(_ i: Int) -> (Float, Float, Float) {
+                    let p = base + (i &* 4) &* stride
+                    let u0 = p[0], u1 = p[stride], u2 = p[2 &* stride], u3 = p[3 &* stride]
+                    return (u0 + 0.5 * u1 + 0.5 * u2, 0.5 * u1 - 0.5 * u2, 0.5 * u1 + 0.5 * u2 + u3)
+                }
+                let r0 = rowT(0), r1 = rowT(1), r2 = rowT(2), r3 = rowT(3)
+                let g = gw + (co &* cin &+ ci) &* 9
+                g[0] += r0.0 + 0.5 * r1.0 + 0.5 * r2.0
+                g[1] += r0.1 + 0.5 * r1.1 + 0.5 * r2.1
+                g[2] += r0.2 + 0.5 * r1.2 + 0.5 * r2.2
+                g[3] += 0.5 * r1.0 - 0.5 * r2.0
+                g[4] += 0.5 * r1.1 - 0.5 * r2.1
+                g[5] += 0.5 * r1.2 - 0.5 * r2.2
+                g[6] += 0.5 * r1.0 + 0.5 * r2.0 + r3.0
+                g[7] += 0.5 * r1.1 + 0.5 * r2.1 + r3.1
+                g[8] += 0.5 * r1.2 + 0.5 * r2.2 + r3.2
+            }
+        }
+    }
+
+    /// V[ξ][c][t] = (Bᵀ d B)[ξ] for every channel and tile of images n0..<n0+count of x.
+    /// `ldv` is the tile count of the chunk (count · tilesPerImage).
+    public static func transformInput(_ x: UnsafePointer<Float>, channels: Int, chanStride: Int, n0: Int, count: Int,
+                                      _ g: WinogradTiling, v: UnsafeMutablePointer<Float>, ldv: Int,
+                                      rowScratch: UnsafeMutablePointer<Float>) {
+        let h = g.height, w = g.width, tw = g.tilesWide, pw = g.paddedWidth, tpi = g.tilesPerImage
+        let xiStride = channels &* ldv
+        // Four padded rows (index j ↔ input column j − 1) and a row of zeros standing in for
+        // input rows outside the plane. Only indices 1…w of the padded rows are ever rewritten.
+        rowScratch.update(repeating: 0, count: 5 &* pw)
+        let vr0 = rowScratch, vr1 = rowScratch + pw, vr2 = rowScratch + 2 &* pw, vr3 = rowScratch + 3 &* pw
+        let zeros = UnsafePointer(rowScratch + 4 &* pw)
+        for c in 0 ..< channels {
+            for nn in 0 ..< count {
+                let plane = x + c &* chanStride + (n0 &+ nn) &* (h &* w)
+                let vImage = v + c &* ldv + nn &* tpi
+                for ty in 0 ..< g.tilesHigh {
+                    let top = 2 &* ty &- 1
+                    @inline(__always) func rowPtr(_ i: Int) -> UnsafePointer<Float> {
+                        let y = top &+ i
+                        return y >= 0 && y < h ? plane + y &* w : zeros
+                    }
+                    // Vertical transform of input rows 2ty−1…2ty+2:
+                    // e0 = d0 − d2, e1 = d1 + d2, e2 = d2 − d1, e3 = d1 − d3.
+                    let d0 = rowPtr(0), d1 = rowPtr(1), d2 = rowPtr(2), d3 = rowPtr(3)
+                    let o0 = vr0 + 1, o1 = vr1 + 1, o2 = vr2 + 1, o3 = vr3 + 1
+                    var j = 0
+                    while j &+ 8 <= w {
+                        let a = load8(d0 + j), b = load8(d1 + j), cc = load8(d2 + j), d = load8(d3 + j)
+                        store8(a - cc, o0 + j); store8(b + cc, o1 + j); store8(cc - b, o2 + j); store8(b - d, o3 + j)
+                        j &+= 8
+                    }
+                    while j < w {
+                        let a = d0[j], b = d1[j], cc = d2[j], d = d3[j]
+                        o0[j] = a - cc; o1[j] = b + cc; o2[j] = cc - b; o3[j] = b - d
+                        j &+= 1
+                    }
+                    // Horizontal transform of each vertical row r: tile tx reads padded columns
+                    // 2tx…2tx+3 and gives (p0 − p2, p1 + p2, p2 − p1, p1 − p3) at ξ = 4r + 0…3.
+                    let vRow = vImage + ty &* tw
+                    @inline(__always) func horizontal(_ src: UnsafePointer<Float>, _ r: Int) {
+                        let q0 = vRow + (4 &* r) &* xiStride, q1 = q0 + xiStride, q2 = q1 + xiStride, q3 = q2 + xiStride
+                        var tx = 0
+                        while tx &+ 8 <= tw {
+                            let lo = load16(src + 2 &* tx), hi = load16(src + (2 &* tx &+ 2))
+                            let p0 = lo.evenHalf, p1 = lo.oddHalf, p2 = hi.evenHalf, p3 = hi.oddHalf
+                            store8(p0 - p2, q0 + tx); store8(p1 + p2, q1 + tx); store8(p2 - p1, q2 + tx); store8(p1 - p3, q3 + tx)
+                            tx &+= 8
+                        }
+                        while tx < tw {
+                            let s = src + 2 &* tx
+                            let p0 = s[0], p1 = s[1], p2 = s[2], p3 = s[3]
+                            q0[tx] = p0 - p2; q1[tx] = p1 + p2; q2[tx] = p2 - p1; q3[tx] = p1 - p3
+                            tx &+= 1
+                        }
+                    }
+                    horizontal(vr0, 0); horizontal(vr1, 1); horizontal(vr2, 2); horizontal(vr3, 3)
+                }
+            }
+        }
+    }
+
+    /// Y for images n0..<n0+count and channels 0..<cout from M (laid out like V with `ldm`
+    /// tiles): Y = Aᵀ M A per tile, cropped to the plane, plus the channel's bias if any.
+    /// y has channel stride `ld` (N·H·W) and image stride H·W.
+    public static func transformOutput(_ m: UnsafePointer<Float>, cout: Int, ldm: Int, _ g: WinogradTiling,
+                                       bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ld: Int,
+                                       n0: Int, count: Int) {
+        let h = g.height, w = g.width, tw = g.tilesWide, tpi = g.tilesPerImage
+        let xiStride = cout &* ldm
+        for co in 0 ..< cout {
+            let b = bias?[co] ?? 0
+            for nn in 0 ..< count {
+                let out = y + co &* ld + (n0 &+ nn) &* (h &* w)
+                let mImage = m + co &* ldm + nn &* tpi
+                for ty in 0 ..< g.tilesHigh {
+                    let mRow = mImage + ty &* tw
+                    let oy = 2 &* ty
+                    let r0 = out + oy &* w
+                    let hasRow1 = oy &+ 1 < h
+                    let r1 = out + (hasRow1 ? (oy &+ 1) &* w : oy &* w)
+                    // Columns of the 4×4 M folded by Aᵀ (a = rows 0+1+2, c = rows 1−2−3), then the
+                    // rows likewise; eight tiles at a time while all their 16 columns are inside.
+                    var tx = 0
+                    while 2 &* tx &+ 16 <= w {
+                        @inline(__always) func at(_ xi: Int) -> SIMD8<Float> { load8(mRow + (xi &* xiStride &+ tx)) }
+                        let a0 = at(0) + at(4) + at(8), a1 = at(1) + at(5) + at(9)
+                        let a2 = at(2) + at(6) + at(10), a3 = at(3) + at(7) + at(11)
+                        var row = SIMD16<Float>()
+                        row.evenHalf = a0 + a1 + a2 + b
+                        row.oddHalf = a1 - a2 - a3 + b
+                        store16(row, r0 + 2 &* tx)
+                        if hasRow1 {
+                            let c0 = at(4) - at(8) - at(12), c1 = at(5) - at(9) - at(13)
+                            let c2 = at(6) - at(10) - at(14), c3 = at(7) - at(11) - at(15)
+                            row.evenHalf = c0 + c1 + c2 + b
+                            row.oddHalf = c1 - c2 - c3 + b
+                            store16(row, r1 + 2 &* tx)
+                        }
+                        tx &+= 8
+                    }
+                    while tx < tw {
+                        @inline(__always) func at(_ xi: Int) -> Float { mRow[xi &* xiStride &+ tx] }
+                        let a0 = at(0) + at(4) + at(8), a1 = at(1) + at(5) + at(9)
+                        let a2 = at(2) + at(6) + at(10), a3 = at(3) + at(7) + at(11)
+                        let c0 = at(4) - at(8) - at(12), c1 = at(5) - at(9) - at(13)
+                        let c2 = at(6) - at(10) - at(14), c3 = at(7) - at(11) - at(15)
+                        let ox = 2 &* tx
+                        r0[ox] = a0 + a1 + a2 + b
+                        if hasRow1 { r1[ox] = c0 + c1 + c2 + b }
+                        if ox &+ 1 < w {
+                            r0[ox &+ 1] = a1 - a2 - a3 + b
+                            if hasRow1 { r1[ox &+ 1] = c1 - c2 - c3 + b }
+                        }
+                        tx &+= 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// dM[ξ][co][t] = (A dY Aᵀ)[ξ] for images n0..<n0+count of dy (channel stride `ld`),
+    /// entries of dY outside the plane being 0.
+    public static func transformOutputGradient(_ dy: UnsafePointer<Float>, cout: Int, ld: Int, n0: Int, count: Int,
+                                               _ g: WinogradTiling, dm: UnsafeMutablePointer<Float>, ldm: Int) {
+        let h = g.height, w = g.width, tw = g.tilesWide, tpi = g.tilesPerImage
+        let xiStride = cout &* ldm
+        for co in 0 ..< cout {
+            for nn in 0 ..< count {
+                let plane = dy + co &* ld + (n0 &+ nn) &* (h &* w)
+                let dImage = dm + co &* ldm + nn &* tpi
+                for ty in 0 ..< g.tilesHigh {
+                    let oy = 2 &* ty
+                    let r0 = plane + oy &* w
+                    let hasRow1 = oy &+ 1 < h
+                    let dRow = dImage + ty &* tw
+                    // A applied to rows (a(d0, d1) = (d0, d0 + d1, d0 − d1, −d1)), then to columns.
+                    var tx = 0
+                    if hasRow1 {
+                        while 2 &* tx &+ 16 <= w {
+                            let top = load16(r0 + 2 &* tx), bottom = load16(r0 + (w &+ 2 &* tx))
+                            let y00 = top.evenHalf, y01 = top.oddHalf, y10 = bottom.evenHalf, y11 = bottom.oddHalf
+                            let h0 = (y00, y00 + y01, y00 - y01, -y01)
+                            let h1 = (y10, y10 + y11, y10 - y11, -y11)
+                            @inline(__always) func put(_ xi: Int, _ v: SIMD8<Float>) { store8(v, dRow + (xi &* xiStride &+ tx)) }
+                            put(0, h0.0); put(1, h0.1); put(2, h0.2); put(3, h0.3)
+                            put(4, h0.0 + h1.0); put(5, h0.1 + h1.1); put(6, h0.2 + h1.2); put(7, h0.3 + h1.3)
+                            put(8, h0.0 - h1.0); put(9, h0.1 - h1.1); put(10, h0.2 - h1.2); put(11, h0.3 - h1.3)
+                            put(12, -h1.0); put(13, -h1.1); put(14, -h1.2); put(15, -h1.3)
+                            tx &+= 8
+                        }
+                    }
+                    while tx < tw {
+                        let ox = 2 &* tx
+                        let hasCol1 = ox &+ 1 < w
+                        let y00 = r0[ox], y01: Float = hasCol1 ? r0[ox &+ 1] : 0
+                        let y10: Float = hasRow1 ? r0[ox &+ w] : 0
+                        let y11: Float = hasRow1 && hasCol1 ? r0[ox &+ w &+ 1] : 0
+                        let h0 = (y00, y00 + y01, y00 - y01, -y01)
+                        let h1 = (y10, y10 + y11, y10 - y11, -y11)
+                        @inline(__always) func put(_ xi: Int, _ v: Float) { dRow[xi &* xiStride &+ tx] = v }
+                        put(0, h0.0); put(1, h0.1); put(2, h0.2); put(3, h0.3)
+                        put(4, h0.0 + h1.0); put(5, h0.1 + h1.1); put(6, h0.2 + h1.2); put(7, h0.3 + h1.3)
+                        put(8, h0.0 - h1.0); put(9, h0.1 - h1.1); put(10, h0.2 - h1.2); put(11, h0.3 - h1.3)
+                        put(12, -h1.0); put(13, -h1.1); put(14, -h1.2); put(15, -h1.3)
+                        tx &+= 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// Overwrites dX for images n0..<n0+count with Σ over tiles of B dV Bᵀ placed on each tile's
+    /// 4×4 patch (parts outside the plane dropped).
+    public static func transformInputGradient(_ dv: UnsafePointer<Float>, channels: Int, ldv: Int, _ g: WinogradTiling,
+                                              dx: UnsafeMutablePointer<Float>, chanStride: Int, n0: Int, count: Int,
+                                              rowScratch: UnsafeMutablePointer<Float>) {
+        let h = g.height, w = g.width, tw = g.tilesWide, pw = g.paddedWidth, tpi = g.tilesPerImage
+        let xiStride = channels &* ldv
+        // Scratch: a ring of 4 padded rows (index j ↔ input column j − 1) accumulating the patch
+        // rows of consecutive tile rows, then 16 per-tile arrays R[i][k] (patch row i, column k;
+        // columns 2 and 3 stored one slot to the right so that slot j holds tile j − 1).
+        let ring = rowScratch
+        let parts = rowScratch + 4 &* pw
+        @inline(__always) func part(_ i: Int, _ k: Int) -> UnsafeMutablePointer<Float> { parts + (4 &* i &+ k) &* pw }
+        for i in 0 ..< 4 { part(i, 2)[0] = 0; part(i, 3)[0] = 0; part(i, 0)[tw] = 0; part(i, 1)[tw] = 0 }
+        for c in 0 ..< channels {
+            for nn in 0 ..< count {
+                let plane = dx + c &* chanStride + (n0 &+ nn) &* (h &* w)
+                let vImage = dv + c &* ldv + nn &* tpi
+                ring.update(repeating: 0, count: 4 &* pw)
+                for ty in 0 ..< g.tilesHigh {
+                    let vRow = vImage + ty &* tw
+                    // Per tile: B applied to the columns of each row r of dV, b(v) = (v0, v1 − v2 + v3,
+                    // v1 + v2 − v0, −v3), then to the rows: patch row i = b over rows of those.
+                    var tx = 0
+                    while tx &+ 8 <= tw {
+                        @inline(__always) func at(_ xi: Int) -> SIMD8<Float> { load8(vRow + (xi &* xiStride &+ tx)) }
+                        @inline(__always) func colB(_ r: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+                            let v0 = at(4 &* r), v1 = at(4 &* r &+ 1), v2 = at(4 &* r &+ 2), v3 = at(4 &* r &+ 3)
+                            return (v0, v1 - v2 + v3, v1 + v2 - v0, -v3)
+                        }
+                        let q0 = colB(0), q1 = colB(1), q2 = colB(2), q3 = colB(3)
+                        @inline(__always) func put(_ i: Int, _ r: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)) {
+                            store8(r.0, part(i, 0) + tx); store8(r.1, part(i, 1) + tx)
+                            store8(r.2, part(i, 2) + (tx &+ 1)); store8(r.3, part(i, 3) + (tx &+ 1))
+                        }
+                        put(0, q0)
+                        put(1, (q1.0 - q2.0 + q3.0, q1.1 - q2.1 + q3.1, q1.2 - q2.2 + q3.2, q1.3 - q2.3 + q3.3))
+                        put(2, (q1.0 + q2.0 - q0.0, q1.1 + q2.1 - q0.1, q1.2 + q2.2 - q0.2, q1.3 + q2.3 - q0.3))
+                        put(3, (-q3.0, -q3.1, -q3.2, -q3.3))
+                        tx &+= 8
+                    }
+                    while tx < tw {
+                        @inline(__always) func at(_ xi: Int) -> Float { vRow[xi &* xiStride &+ tx] }
+                        @inline(__always) func colB(_ r: Int) -> (Float, Float, Float, Float) {
+                            let v0 = at(4 &* r), v1 = at(4 &* r &+ 1), v2 = at(4 &* r &+ 2), v3 = at(4 &* r &+ 3)
+                            return (v0, v1 - v2 + v3, v1 + v2 - v0, -v3)
+                        }
+                        let q0 = colB(0), q1 = colB(1), q2 = colB(2), q3 = colB(3)
+                        @inline(__always) func put(_ i: Int, _ r: (Float, Float, Float, Float)) {
+                            part(i, 0)[tx] = r.0; part(i, 1)[tx] = r.1
+                            part(i, 2)[tx &+ 1] = r.2; part(i, 3)[tx &+ 1] = r.3
+                        }
+                        put(0, q0)
+                        put(1, (q1.0 - q2.0 + q3.0, q1.1 - q2.1 + q3.1, q1.2 - q2.2 + q3.2, q1.3 - q2.3 + q3.3))
+                        put(2, (q1.0 + q2.0 - q0.0, q1.1 + q2.1 - q0.1, q1.2 + q2.2 - q0.2, q1.3 + q2.3 - q0.3))
+                        put(3, (-q3.0, -q3.1, -q3.2, -q3.3))
+                        tx &+= 1
+                    }
+                    // Overlap-add along the row: padded column 2j gets R[i][0] of tile j plus R[i][2]
+                    // of tile j − 1, column 2j + 1 gets R[i][1] of tile j plus R[i][3] of tile j − 1.
+                    // Patch row i of this tile row is padded row 2ty + i, ring slot (2ty + i) % 4.
+                    let base = 2 &* ty
+                    for i in 0 ..< 4 {
+                        let acc = ring + ((base &+ i) & 3) &* pw
+                        let e0 = part(i, 0), e2 = part(i, 2), o1 = part(i, 1), o3 = part(i, 3)
+                        var j = 0
+                        while j &+ 8 <= tw &+ 1 {
+                            var pair = SIMD16<Float>()
+                            pair.evenHalf = load8(e0 + j) + load8(e2 + j)
+                            pair.oddHalf = load8(o1 + j) + load8(o3 + j)
+                            store16(load16(acc + 2 &* j) + pair, acc + 2 &* j)
+                            j &+= 8
+                        }
+                        while j <= tw {
+                            acc[2 &* j] += e0[j] + e2[j]
+                            acc[2 &* j &+ 1] += o1[j] + o3[j]
+                            j &+= 1
+                        }
+                    }
+                    // Padded rows 2ty and 2ty+1 are complete (later tile rows start at 2ty+2):
+                    // copy them to input rows 2ty−1 and 2ty, then clear their slots.
+                    for i in 0 ..< 2 {
+                        let y = base &+ i &- 1
+                        let slot = ring + ((base &+ i) & 3) &* pw
+                        if y >= 0 && y < h { (plane + y &* w).update(from: slot + 1, count: w) }
+                        slot.update(repeating: 0, count: pw)
+                    }
+                }
+                // The last tile row's two remaining padded rows: 2·th and 2·th+1.
+                let base = 2 &* g.tilesHigh
+                for i in 0 ..< 2 {
+                    let y = base &+ i &- 1
+                    let slot = ring + ((base &+ i) & 3) &* pw
+                    if y >= 0 && y < h { (plane + y &* w).update(from: slot + 1, count: w) }
+                }
+            }
+        }
+    }
+}
+
+@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always) private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+@inline(__always) private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+}
