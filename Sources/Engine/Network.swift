@@ -27,6 +27,19 @@ public final class Network {
     /// evaluation (noise injection modifies weights here, spec §7).
     public var beforeConvolution: ((Conv2D) -> Void)?
 
+    /// Every convolution, in forward order, including those inside residual blocks.
+    public var convolutions: [Conv2D] {
+        layers.flatMap { l -> [Conv2D] in
+            switch l {
+            case let c as Conv2D: return [c]
+            case let b as BasicBlock:
+                if case .projection(let c, _) = b.shortcut { return [b.conv1, b.conv2, c] }
+                return [b.conv1, b.conv2]
+            default: return []
+            }
+        }
+    }
+
     /// Multiply-accumulates of one forward pass of one sample (convolutions and dense layers).
     public func forwardMACs() -> Int {
         var s = inputShape, total = 0

@@ -1,6 +1,8 @@
 // The throughput benchmark behind `pruned bench`: training steps (forward + loss + backward +
 // optimizer) at a training batch and evaluation at an evaluation batch, on synthetic
 // normalised inputs, warm-up excluded, median over repetitions; optional per-layer profile.
+// GFLOP/s counts the direct convolution's multiply-adds (2 per MAC, training = 3× forward),
+// whatever the algorithm: with Winograd it is an effective rate, not the hardware's.
 import Engine
 import Foundation
 import PrunedJSON
@@ -13,11 +15,14 @@ public struct BenchResult: Sendable {
     public var imagesPerSecond: Double
     public var gflops: Double
     public var secondsPerBatch: Double
+    /// The convolution algorithm setting the run used.
+    public var convolution: String = ConvAlgorithm.automatic.rawValue
 
     public var json: JSON {
         .object([("model", .string(model)), ("mode", .string(mode)), ("threads", .number(Double(threads))),
                  ("batch", .number(Double(batch))), ("images_per_second", .number((imagesPerSecond * 10).rounded() / 10)),
-                 ("gflops", .number((gflops * 10).rounded() / 10)), ("seconds_per_batch", .number(secondsPerBatch))])
+                 ("gflops", .number((gflops * 10).rounded() / 10)), ("seconds_per_batch", .number(secondsPerBatch)),
+                 ("convolution", .string(convolution))])
     }
 }
 
@@ -34,8 +39,10 @@ final class TimingProfiler: LayerProfiler {
 
 public enum Benchmark {
     public static func run(architecture: Architecture, threads: Int, batch: Int, evalBatch: Int, repetitions: Int,
-                           profile: Bool, log: (String) -> Void) -> [BenchResult] {
+                           convolution: ConvAlgorithm = .automatic, profile: Bool,
+                           log: (String) -> Void) -> [BenchResult] {
         let net = ModelFactory.make(architecture, classes: 10, seed: 1)
+        for c in net.convolutions { c.algorithm = convolution }
         let ctx = ExecutionContext(threads: threads)
         let opt = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0), parameterCount: net.parameterCount)
         let loss = SoftmaxCrossEntropy()
@@ -91,6 +98,7 @@ public enum Benchmark {
             log(String(format: "  layers total %.1f ms of a %.1f ms step (the rest: optimizer, loss, zeroing)",
                        total / Double(repetitions) * 1000, train * 1000))
         }
+        for i in results.indices { results[i].convolution = convolution.rawValue }
         return results
     }
 }

@@ -206,8 +206,13 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Timed repetitions per measurement (median reported).") var repetitions = 5
     @Flag(name: .long, help: "Print one JSON object per measurement.") var json = false
     @Flag(name: .long, help: "Print a per-layer time profile of the training step.") var profile = false
+    @Option(name: .long, help: "Convolution algorithm: automatic (Winograd for 3×3 stride-1 convolutions with ≥ 16 input channels), im2col or winograd.")
+    var conv = "automatic"
 
     func run() throws {
+        guard let algorithm = ConvAlgorithm(rawValue: conv) else {
+            throw ValidationError("unknown convolution algorithm \(conv); allowed: \(ConvAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let archs = try models.split(separator: ",").map { name -> Architecture in
             let n = name == "vgg11" ? "vgg11_bn" : String(name)
             guard let a = Architecture(rawValue: n) else {
@@ -224,7 +229,7 @@ struct Bench: ParsableCommand {
         for a in archs {
             for t in counts {
                 let results = Benchmark.run(architecture: a, threads: t, batch: batch, evalBatch: evalBatch,
-                                            repetitions: repetitions, profile: profile) { json ? printErr($0) : print($0) }
+                                            repetitions: repetitions, convolution: algorithm, profile: profile) { json ? printErr($0) : print($0) }
                 for r in results {
                     if json { print(r.json.rendered) } else {
                         print(String(format: "%-10@ %-6@ %7d %5d %9.1f %9.1f", r.model as NSString, r.mode as NSString,

@@ -74,4 +74,43 @@ import Testing
         #expect(ModelFactory.make(.conv4, seed: 1).store.values.array == ModelFactory.make(.conv4, seed: 1).store.values.array)
         #expect(ModelFactory.make(.conv4, seed: 1).store.values.array != ModelFactory.make(.conv4, seed: 2).store.values.array)
     }
+
+    /// Every convolution is reachable (residual blocks included), and `automatic` puts every
+    /// 3×3 stride-1 convolution with ≥ 16 input channels on Winograd: not the 3-channel stem,
+    /// not the strided first convolutions of downsampling blocks, not the 1×1 shortcuts.
+    @Test func convolutionAlgorithms() {
+        let r18 = ModelFactory.make(.resnet18, seed: 1)
+        #expect(r18.convolutions.count == 20)
+        #expect(r18.convolutions.filter(\.usesWinograd).count == 13)
+        let vgg = ModelFactory.make(.vgg11_bn, seed: 1)
+        #expect(vgg.convolutions.map(\.usesWinograd) == [false] + Array(repeating: true, count: 7))
+        #expect(ModelFactory.make(.conv4, seed: 1).convolutions.map(\.usesWinograd) == [false, true, true, true])
+    }
+
+    /// A whole ResNet20 step (residual blocks, BatchNorm, strided and shortcut convolutions)
+    /// gives the same loss gradient through Winograd as through im2col, to float rounding.
+    @Test func winogradModelMatchesIm2col() {
+        var grads: [[Float]] = []
+        var outputs: [[Float]] = []
+        for algorithm in [ConvAlgorithm.im2col, .automatic] {
+            let net = ModelFactory.make(.resnet20, classes: 10, seed: 5)
+            for c in net.convolutions { c.algorithm = algorithm }
+            let ctx = ExecutionContext(threads: 2)
+            let n = 6
+            let x = Owned(randomFloats(3 * n * 32 * 32, seed: 21), channels: 3, batch: n, height: 32, width: 32)
+            let logits = withExtendedLifetime(x) { net.forward(x.act, ctx) }
+            outputs.append(values(logits))
+            let dy = Owned(randomFloats(10 * n, seed: 22), channels: 10, batch: n, height: 1, width: 1, layout: .rowMajor)
+            net.store.zeroGradients()
+            withExtendedLifetime(dy) { net.backward(dy.act, ctx) }
+            grads.append(net.store.gradients.array)
+        }
+        func relative(_ a: [Float], _ b: [Float]) -> Double {
+            let d = zip(a, b).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
+            return d / max(a.map { Double($0) * Double($0) }.reduce(0, +).squareRoot(), 1e-12)
+        }
+        #expect(relative(outputs[0], outputs[1]) < 1e-4)
+        #expect(relative(grads[0], grads[1]) < 1e-3)
+        #expect(grads[0] != grads[1])  // the two paths really differ in rounding
+    }
 }
