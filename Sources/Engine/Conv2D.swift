@@ -198,6 +198,7 @@ extension Conv2D {
         let n = x.batch, cin = inChannels, cout = outChannels, tpi = tiling.tilesPerImage
         let ld = n * x.plane, chanStride = x.perChannel
         output.reserve(cout * ld)
+        guard n > 0 else { return Activation(data: output.ptr, channels: cout, batch: 0, height: x.height, width: x.width) }
         transformedWeight.reserve(16 * cout * cin)
         let y = output.ptr, u = transformedWeight.ptr, w = store.value(weight)
         let bv = bias.map { UnsafePointer(store.value($0)) }
@@ -236,6 +237,7 @@ extension Conv2D {
         let needDX = computesInputGradient
         if needDX { gradInput.reserve(x.count) }
         let dx = gradInput.ptr
+        guard n > 0 else { return Activation(data: dx, channels: inChannels, batch: 0, height: x.height, width: x.width) }
         let threads = min(ctx.threads, n)
         let tileImages = winogradChunk(images: (n + threads - 1) / threads, tilesPerImage: tpi)
         ctx.workers.run { t in

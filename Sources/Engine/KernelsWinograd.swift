@@ -38,8 +38,9 @@ public struct WinogradTiling: Sendable, Equatable {
 }
 
 public enum WinogradKernels {
-    /// Floats of per-thread row scratch the transforms need (`rowScratch` arguments).
-    public static func rowScratchCount(_ g: WinogradTiling) -> Int { 21 * g.paddedWidth }
+    /// Floats of per-thread row scratch the transforms need (`rowScratch` arguments): 5 padded
+    /// rows for `transformInput`, 20 for `transformInputGradient`.
+    public static func rowScratchCount(_ g: WinogradTiling) -> Int { 20 * g.paddedWidth }
 
     /// U[ξ][co][ci] = (G g Gᵀ)[ξ] for output channels `range` of weights [Cout, Cin, 3, 3].
     public static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
