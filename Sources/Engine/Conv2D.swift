@@ -176,27 +176,64 @@ public final class Conv2D: Layer {
                 for p in partials { for i in r { gw[i] += p[i] } }
             }
         }
-        if let bias {
-            let gb = store.gradient(bias)
-            let m = dy.perChannel
-            ctx.workers.forEachRange(cout) { r in
-                for co in r { gb[co] += Float(channelSum(dy.data + co * m, m)) }
-            }
-        }
+        accumulateBiasGradient(dy, ctx)
         return Activation(data: dx, channels: inChannels, batch: n, height: x.height, width: x.width)
     }
 }
 
 extension Conv2D {
-    /// Images per Winograd chunk for a thread's `images`: about `winogradTargetTiles` tiles.
-    private func winogradChunk(images: Int, tilesPerImage: Int) -> Int {
-        max(1, min(images, Conv2D.winogradTargetTiles / max(tilesPerImage, 1)))
+    /// gb[co] += Σ dY[co, ·] (channel sums with a fixed association order).
+    private func accumulateBiasGradient(_ dy: Activation, _ ctx: ExecutionContext) {
+        guard let bias else { return }
+        let gb = store.gradient(bias), m = dy.perChannel
+        ctx.workers.forEachRange(outChannels) { r in
+            for co in r { gb[co] += Float(channelSum(dy.data + co * m, m)) }
+        }
+    }
+
+    /// One chunk of a worker's images, its input already transformed into `v`.
+    private struct WinogradChunk {
+        let thread: Int
+        let n0: Int
+        let count: Int
+        let tiles: Int
+        let v: UnsafeMutablePointer<Float>
+        let m: UnsafeMutablePointer<Float>
+        let rows: UnsafeMutablePointer<Float>
+    }
+
+    /// Runs `body` on every chunk of the batch: images split by `partition` among the workers,
+    /// then about `winogradTargetTiles` tiles per chunk, each chunk's input transformed into V
+    /// first. `start(t)` runs once on each active worker before its chunks. Returns the number
+    /// of active workers (n > 0).
+    private func forEachWinogradChunk(_ x: Activation, _ tiling: WinogradTiling, _ ctx: ExecutionContext,
+                                      start: (Int) -> Void = { _ in }, _ body: (WinogradChunk) -> Void) -> Int {
+        let n = x.batch, cin = inChannels, cout = outChannels, tpi = tiling.tilesPerImage
+        let threads = min(ctx.threads, n)
+        let perThread = (n + threads - 1) / threads
+        let tileImages = max(1, min(perThread, Conv2D.winogradTargetTiles / max(tpi, 1)))
+        ctx.workers.run { t in
+            guard t < threads else { return }
+            start(t)
+            let range = partition(n, parts: threads, index: t)
+            let v = ctx.scratch(t, 3, 16 * cin * tileImages * tpi)
+            let m = ctx.scratch(t, 4, 16 * cout * tileImages * tpi)
+            let rows = ctx.scratch(t, 5, WinogradKernels.rowScratchCount(tiling))
+            var n0 = range.lowerBound
+            while n0 < range.upperBound {
+                let nt = min(tileImages, range.upperBound - n0), tiles = nt * tpi
+                WinogradKernels.transformInput(x.data, channels: cin, chanStride: x.perChannel, n0: n0, count: nt, tiling,
+                                               v: v, ldv: tiles, rowScratch: rows)
+                body(WinogradChunk(thread: t, n0: n0, count: nt, tiles: tiles, v: v, m: m, rows: rows))
+                n0 += nt
+            }
+        }
+        return threads
     }
 
     private func winogradForward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
         let tiling = WinogradTiling(height: x.height, width: x.width)
-        let n = x.batch, cin = inChannels, cout = outChannels, tpi = tiling.tilesPerImage
-        let ld = n * x.plane, chanStride = x.perChannel
+        let n = x.batch, cin = inChannels, cout = outChannels, ld = n * x.plane
         output.reserve(cout * ld)
         guard n > 0 else { return Activation(data: output.ptr, channels: cout, batch: 0, height: x.height, width: x.width) }
         transformedWeight.reserve(16 * cout * cin)
@@ -205,71 +242,44 @@ extension Conv2D {
         ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
             WinogradKernels.transformWeights(w, cout: cout, cin: cin, range: r, u: u)
         }
-        let threads = min(ctx.threads, n)
-        let tileImages = winogradChunk(images: (n + threads - 1) / threads, tilesPerImage: tpi)
-        ctx.workers.run { t in
-            guard t < threads else { return }
-            let range = partition(n, parts: threads, index: t)
-            let v = ctx.scratch(t, 3, 16 * cin * tileImages * tpi)
-            let m = ctx.scratch(t, 4, 16 * cout * tileImages * tpi)
-            let rows = ctx.scratch(t, 5, WinogradKernels.rowScratchCount(tiling))
-            var n0 = range.lowerBound
-            while n0 < range.upperBound {
-                let nt = min(tileImages, range.upperBound - n0), tiles = nt * tpi
-                WinogradKernels.transformInput(x.data, channels: cin, chanStride: chanStride, n0: n0, count: nt, tiling,
-                                               v: v, ldv: tiles, rowScratch: rows)
-                for xi in 0 ..< 16 {
-                    gemm(m: cout, n: tiles, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * cin * tiles, ldb: tiles,
-                         c: m + xi * cout * tiles, ldc: tiles)
-                }
-                WinogradKernels.transformOutput(m, cout: cout, ldm: tiles, tiling, bias: bv, y: y, ld: ld, n0: n0, count: nt)
-                n0 += nt
+        _ = forEachWinogradChunk(x, tiling, ctx) { c in
+            for xi in 0 ..< 16 {
+                gemm(m: cout, n: c.tiles, k: cin, a: u + xi * cout * cin, lda: cin, b: c.v + xi * cin * c.tiles, ldb: c.tiles,
+                     c: c.m + xi * cout * c.tiles, ldc: c.tiles)
             }
+            WinogradKernels.transformOutput(c.m, cout: cout, ldm: c.tiles, tiling, bias: bv, y: y, ld: ld, n0: c.n0, count: c.count)
         }
         return Activation(data: y, channels: cout, batch: n, height: x.height, width: x.width)
     }
 
     private func winogradBackward(_ x: Activation, _ dy: Activation, _ ctx: ExecutionContext) -> Activation {
         let tiling = WinogradTiling(height: x.height, width: x.width)
-        let n = x.batch, cin = inChannels, cout = outChannels, tpi = tiling.tilesPerImage
+        let n = x.batch, cin = inChannels, cout = outChannels
         let ld = n * x.plane, chanStride = x.perChannel, uCount = 16 * cout * cin
         let u = transformedWeight.ptr, gw = store.gradient(weight)
         let needDX = computesInputGradient
         if needDX { gradInput.reserve(x.count) }
         let dx = gradInput.ptr
         guard n > 0 else { return Activation(data: dx, channels: inChannels, batch: 0, height: x.height, width: x.width) }
-        let threads = min(ctx.threads, n)
-        let tileImages = winogradChunk(images: (n + threads - 1) / threads, tilesPerImage: tpi)
-        ctx.workers.run { t in
-            guard t < threads else { return }
-            let range = partition(n, parts: threads, index: t)
-            let du = ctx.scratch(t, 1, uCount)
-            du.update(repeating: 0, count: uCount)
-            let v = ctx.scratch(t, 3, 16 * cin * tileImages * tpi)
-            let m = ctx.scratch(t, 4, 16 * cout * tileImages * tpi)
-            let rows = ctx.scratch(t, 5, WinogradKernels.rowScratchCount(tiling))
-            var n0 = range.lowerBound
-            while n0 < range.upperBound {
-                let nt = min(tileImages, range.upperBound - n0), tiles = nt * tpi
-                WinogradKernels.transformInput(x.data, channels: cin, chanStride: chanStride, n0: n0, count: nt, tiling,
-                                               v: v, ldv: tiles, rowScratch: rows)
-                WinogradKernels.transformOutputGradient(dy.data, cout: cout, ld: ld, n0: n0, count: nt, tiling,
-                                                        dm: m, ldm: tiles)
-                for xi in 0 ..< 16 {
-                    let vx = v + xi * cin * tiles, mx = m + xi * cout * tiles
-                    // dU[ξ] += dM[ξ] · V[ξ]ᵀ, then dV[ξ] = U[ξ]ᵀ · dM[ξ] over V[ξ] (no longer needed).
-                    gemm(transB: true, m: cout, n: cin, k: tiles, a: mx, lda: tiles, b: vx, ldb: tiles,
-                         beta: 1, c: du + xi * cout * cin, ldc: cin)
-                    if needDX {
-                        gemm(transA: true, m: cin, n: tiles, k: cout, a: u + xi * cout * cin, lda: cin, b: mx, ldb: tiles,
-                             c: vx, ldc: tiles)
-                    }
-                }
+        let threads = forEachWinogradChunk(x, tiling, ctx, start: { t in
+            ctx.scratch(t, 1, uCount).update(repeating: 0, count: uCount)
+        }) { c in
+            let du = ctx.scratch(c.thread, 1, uCount), tiles = c.tiles
+            WinogradKernels.transformOutputGradient(dy.data, cout: cout, ld: ld, n0: c.n0, count: c.count, tiling,
+                                                    dm: c.m, ldm: tiles)
+            for xi in 0 ..< 16 {
+                let vx = c.v + xi * cin * tiles, mx = c.m + xi * cout * tiles
+                // dU[ξ] += dM[ξ] · V[ξ]ᵀ, then dV[ξ] = U[ξ]ᵀ · dM[ξ] over V[ξ] (no longer needed).
+                gemm(transB: true, m: cout, n: cin, k: tiles, a: mx, lda: tiles, b: vx, ldb: tiles,
+                     beta: 1, c: du + xi * cout * cin, ldc: cin)
                 if needDX {
-                    WinogradKernels.transformInputGradient(v, channels: cin, ldv: tiles, tiling, dx: dx, chanStride: chanStride,
-                                                           n0: n0, count: nt, rowScratch: rows)
+                    gemm(transA: true, m: cin, n: tiles, k: cout, a: u + xi * cout * cin, lda: cin, b: mx, ldb: tiles,
+                         c: vx, ldc: tiles)
                 }
-                n0 += nt
+            }
+            if needDX {
+                WinogradKernels.transformInputGradient(c.v, channels: cin, ldv: tiles, tiling, dx: dx, chanStride: chanStride,
+                                                       n0: c.n0, count: c.count, rowScratch: c.rows)
             }
         }
         // Partials are added in thread order for every element, then folded back to 3×3.
@@ -283,13 +293,7 @@ extension Conv2D {
         ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
             WinogradKernels.accumulateWeightGradient(total, cout: cout, cin: cin, range: r, gw: gw)
         }
-        if let bias {
-            let gb = store.gradient(bias)
-            let m = dy.perChannel
-            ctx.workers.forEachRange(cout) { r in
-                for co in r { gb[co] += Float(channelSum(dy.data + co * m, m)) }
-            }
-        }
+        accumulateBiasGradient(dy, ctx)
         return Activation(data: dx, channels: inChannels, batch: n, height: x.height, width: x.width)
     }
 }
