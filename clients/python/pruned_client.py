@@ -294,7 +294,23 @@ def _connect(path, timeout):
     return ls, hello
 
 
-class Client:
+class _Closing:
+    """`with` support and close-on-collection for objects with a close() method."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Client(_Closing):
     """One connection to the daemon.
 
     ``path``: the socket (default: ``default_socket_path()``); ``timeout``: seconds to wait for
@@ -329,18 +345,6 @@ class Client:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _ready(self):
         """An open connection with nothing unread: reconnects after an idle close."""
@@ -552,7 +556,7 @@ def _canonical(run):
     return "r-%04d" % n
 
 
-class EventStream:
+class EventStream(_Closing):
     """A subscription, used like a generator: ``for event in stream`` yields event dicts in
     sequence order; ``close()`` ends it (also at the end of a ``with`` block).
 
@@ -679,18 +683,6 @@ class EventStream:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 # ----------------------------------------------------------------------------------------------
