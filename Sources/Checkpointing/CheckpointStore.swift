@@ -72,7 +72,7 @@ public struct CheckpointStore {
             pinned = k == 0 ? [] : Set(([milestones[0]] + milestones.suffix(k - 1)).map(\.file))
         }
         for e in all where !pinned.contains(e.file) && !newest.contains(e.file) { unlink(path(e.file)) }
-        CheckpointStore.syncDirectory(directory)
+        DurableFile.syncDirectory(directory)
     }
 
     /// A loaded checkpoint and what was skipped on the way to it.
@@ -99,7 +99,7 @@ public struct CheckpointStore {
                 if rename(p, target) != 0 {
                     throw CheckpointError.io(path: p, problem: "cannot quarantine a damaged checkpoint (\(String(cString: strerror(errno))))")
                 }
-                CheckpointStore.syncDirectory(directory)
+                DurableFile.syncDirectory(directory)
                 quarantined.append((e.file, err))
             }
         }
@@ -171,35 +171,15 @@ public struct CheckpointStore {
     /// PRUNED_TEST_CRASH_AFTER_FSYNC=N in the environment the process dies (`_exit(137)`)
     /// between fsync and rename of its N-th checkpoint (a test hook for crash safety).
     public static func durableWrite(_ bytes: [UInt8], to path: String, crashHook: Bool) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw CheckpointError.io(path: tmp, problem: String(cString: strerror(errno))) }
-        func fail(_ p: String) -> CheckpointError {
-            let e = String(cString: strerror(errno)); close(fd); unlink(tmp)
-            return .io(path: p, problem: e)
+        let hook: (() -> Void)? = crashHook ? {
+            if let n = ProcessInfo.processInfo.environment["PRUNED_TEST_CRASH_AFTER_FSYNC"].flatMap({ Int($0) }) {
+                hookedWrites += 1
+                if hookedWrites == n { _exit(137) }
+            }
+        } : nil
+        do { try DurableFile.write(bytes, to: path, beforeRename: hook) } catch let e as FileError {
+            throw CheckpointError.io(path: e.path, problem: e.problem)
         }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 { if errno == EINTR { continue }; throw fail(tmp) }
-            done += n
-        }
-        if fsync(fd) != 0 { throw fail(tmp) }
-        close(fd)
-        if crashHook, let n = ProcessInfo.processInfo.environment["PRUNED_TEST_CRASH_AFTER_FSYNC"].flatMap({ Int($0) }) {
-            hookedWrites += 1
-            if hookedWrites == n { _exit(137) }
-        }
-        if rename(tmp, path) != 0 {
-            let e = String(cString: strerror(errno)); unlink(tmp)
-            throw CheckpointError.io(path: path, problem: e)
-        }
-        syncDirectory(dir.isEmpty ? "." : dir)
     }
 
-    public static func syncDirectory(_ dir: String) {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { fsync(fd); close(fd) }
-    }
 }

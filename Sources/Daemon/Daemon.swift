@@ -6,6 +6,7 @@ import Control
 import Engine
 import Foundation
 import PrunedJSON
+import RunLayout
 import Training
 
 public struct DaemonConfiguration: Sendable {
@@ -127,11 +128,14 @@ public final class Daemon: @unchecked Sendable {
         stateLock = lockFD
         ledger = Ledger(path: configuration.stateDirectory + "/ledger.jsonl")
         let replay = try ledger.open()
-        for n in replay.notes { logger.log(.warning, n) }
+        for n in replay.notes { logger.log(.error, n) }
         runs = replay.runs
-        nextID = (runs.keys.map(\.number).max() ?? 0) + 1
+        // An id is never reused: the next one is above every id in the ledger and under runs/.
+        let onDisk = Daemon.directoryRunIDs(configuration.runsDirectory)
+        nextID = max(runs.keys.map(\.number).max() ?? 0, onDisk.map(\.id.number).max() ?? 0) + 1
         nextOrder = (runs.values.map(\.order).max() ?? 0) + 1
-        try recover()
+        try recover(orphans: onDisk.filter { $0.canonical && runs[$0.id] == nil }.map(\.id),
+                    compact: replay.uncheckedLines > 0 || !replay.notes.isEmpty)
     }
 
     deinit { releaseStateLock() }
@@ -143,7 +147,9 @@ public final class Daemon: @unchecked Sendable {
 
     func now() -> Double { Date().timeIntervalSince1970 }
 
-    func recover() throws {
+    /// Settles runs that were running when the daemon stopped, rebuilds `orphans` (run
+    /// directories the ledger does not know) from their own files, and compacts the ledger.
+    func recover(orphans: [RunID], compact: Bool) throws {
         var changed: [RunRecord] = []
         for var r in runs.values.sorted(by: { $0.id < $1.id }) {
             let before = r
@@ -163,11 +169,29 @@ public final class Daemon: @unchecked Sendable {
             }
             if r != before { changed.append(r) }
         }
+        var rebuilt: [String] = []
+        for id in orphans {
+            let dir = runDirectory(id)
+            do {
+                let r = try RunRecord.recovered(id: id, directory: dir, order: nextOrder, owner: getuid(), ownerName: ControlServer.userName(getuid()))
+                nextOrder += 1
+                changed.append(r)
+                rebuilt.append("\(id) (\(r.state.rawValue))")
+            } catch {
+                logger.log(.error, "\(dir.path) is not in the ledger and cannot be recovered (\(error)); it is left untouched and its id is never reused",
+                           fields: [("RUN_ID", id.description), ("EVENT", "recover")])
+            }
+        }
+        if !rebuilt.isEmpty {
+            logger.log(.error, "THE LEDGER HAD NO RECORD OF \(rebuilt.count) RUN DIRECTOR\(rebuilt.count == 1 ? "Y" : "IES") (was ledger.jsonl deleted, truncated or altered?): "
+                       + "recovered from their own files: \(rebuilt.joined(separator: ", ")). Interrupted ones wait for `resume`.",
+                       fields: [("EVENT", "recover")])
+        }
         for r in changed {
             try ledger.append(r, time: now())
             runs[r.id] = r
         }
-        if ledger.lines > 2 * runs.count + 64 {
+        if compact || !rebuilt.isEmpty || ledger.lines > 2 * runs.count + 64 {
             try ledger.compact(Array(runs.values), time: now())
         }
         let counts = Dictionary(grouping: runs.values, by: \.state).mapValues(\.count)
@@ -175,7 +199,7 @@ public final class Daemon: @unchecked Sendable {
                    + RunState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
     }
 
-    public func runDirectory(_ id: RunID) -> String { config.runsDirectory + "/" + id.description }
+    public func runDirectory(_ id: RunID) -> RunDirectory { RunDirectory(config.runsDirectory + "/" + id.description) }
 
     // MARK: events
 
@@ -273,10 +297,10 @@ public final class Daemon: @unchecked Sendable {
             return false
         }
         let dir = runDirectory(r.id)
-        let store = CheckpointStore(directory: dir + "/checkpoints")
+        let store = CheckpointStore(directory: dir.checkpoints)
         if store.list().isEmpty {
             // Nothing to resume: a previous attempt's partial metrics must not block a fresh start.
-            try? FileManager.default.removeItem(atPath: dir + "/metrics.jsonl")
+            try? FileManager.default.removeItem(atPath: dir.metrics)
         }
         let worker = RunWorker(id: r.id, daemon: self, spec: spec, fork: r.forkOf != nil, directory: dir, threads: config.threadsPerRun)
         workers[r.id] = worker

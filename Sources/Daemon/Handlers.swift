@@ -6,6 +6,7 @@ import Control
 import Engine
 import Foundation
 import PrunedJSON
+import RunLayout
 import Training
 
 extension Daemon {
@@ -40,7 +41,7 @@ extension Daemon {
                 e.priority = p
                 return .reply(try set(id, e, peer: peer))
             case .set(let id, let edits): return .reply(try set(id, edits, peer: peer))
-            case .fork(let id, let checkpoint, let edits): return .reply(try fork(id, checkpoint: checkpoint, edits, peer: peer))
+            case .fork(let id, let checkpoint, let edits): return try fork(id, checkpoint: checkpoint, edits, peer: peer)
             case .checkpoint(let id): return try checkpoint(id, peer: peer)
             case .subscribe(let since, let run, let group):
                 return lock.withLock {
@@ -185,51 +186,78 @@ extension Daemon {
         let (json, spec) = try buildSpec(base: e.spec, preset: e.preset, overrides: e.overrides)
         let source = JSON.object([("preset", e.preset.map { .string($0) } ?? .null),
                                   ("overrides", .object(e.overrides.map { ($0.path, $0.value) }))])
-        return try create(json: json, spec: spec, source: source, edits: e, peer: peer, forkOf: nil, checkpoint: nil)
+        return try create(json: json, spec: spec, source: source, edits: e, peer: peer, forkOf: nil)
     }
 
-    /// Creates the run directory and the ledger entry; on any failure nothing is left behind.
+    /// Creates a run. Its id and a fresh directory are reserved under the lock (mkdir is the
+    /// reservation, so an existing directory is never reused or touched); its files are written
+    /// outside the lock (spec.json, origin.json and, for a fork, the source checkpoint,
+    /// hard-linked or else copied); then the record is committed. On any failure the new
+    /// directory is removed and nothing is recorded.
     func create(json: JSON, spec: RunSpec, source: JSON, edits e: RunEdits, peer: Peer,
-                forkOf: (RunID, String)?, checkpoint: String?) throws -> Reply {
-        try lock.withLock {
-            let id = RunID(nextID)
-            var r = RunRecord(id: id, state: e.hold == true ? .held : .queued, owner: peer.uid, ownerName: peer.name, order: nextOrder,
-                              spec: json, epochs: spec.epochs, created: now())
-            r.group = e.group
-            r.tags = e.tags ?? []
-            r.priority = e.priority ?? 0
-            r.source = source
-            r.forkOf = forkOf?.0.description
-            r.forkCheckpoint = forkOf?.1
-            r.lastCheckpoint = checkpoint
-            let dir = runDirectory(id)
-            let fm = FileManager.default
-            do {
-                if fm.fileExists(atPath: dir) {
-                    // Left by a crash between mkdir and the ledger append: never acknowledged.
-                    try fm.removeItem(atPath: dir)
-                }
-                try fm.createDirectory(atPath: dir + "/checkpoints", withIntermediateDirectories: true)
-                try DurableFile.write(json.pretty + "\n", to: dir + "/spec.json")
-                if let checkpoint, let forkOf {
-                    let from = runDirectory(forkOf.0) + "/checkpoints/" + forkOf.1
-                    let bytes = try CheckpointStore.readAll(from)
-                    try CheckpointStore.durableWrite(bytes, to: dir + "/checkpoints/" + checkpoint, crashHook: false)
-                }
-            } catch {
-                try? fm.removeItem(atPath: dir)
-                throw ProtocolError(.storage, "cannot create \(dir): \(error)")
+                forkOf: (RunID, String)?) throws -> Reply {
+        let (id, order) = try lock.withLock { try reserveLocked() }
+        let dir = runDirectory(id)
+        var r = RunRecord(id: id, state: e.hold == true ? .held : .queued, owner: peer.uid, ownerName: peer.name, order: order,
+                          spec: json, epochs: spec.epochs, created: now())
+        r.group = e.group
+        r.tags = e.tags ?? []
+        r.priority = e.priority ?? 0
+        r.source = source
+        r.forkOf = forkOf?.0.description
+        r.forkCheckpoint = forkOf?.1
+        r.lastCheckpoint = forkOf?.1
+        let fm = FileManager.default
+        do {
+            guard mkdir(dir.checkpoints, 0o755) == 0 else { throw FileError(path: dir.checkpoints, problem: String(cString: strerror(errno))) }
+            try DurableFile.write(json.pretty + "\n", to: dir.spec)
+            try DurableFile.write(r.originJSON.pretty + "\n", to: dir.origin)
+            if let (source, file) = forkOf {
+                try Daemon.linkOrCopy(runDirectory(source).checkpoint(file), to: dir.checkpoint(file))
             }
+        } catch {
+            try? fm.removeItem(atPath: dir.path)
+            throw ProtocolError(.storage, "cannot create \(dir.path): \(error)")
+        }
+        return try lock.withLock {
             do { try commitLocked(r) } catch {
-                try? fm.removeItem(atPath: dir)
+                try? fm.removeItem(atPath: dir.path)
                 throw error
             }
-            nextID += 1
-            nextOrder += 1
             dispatchLocked()
             return .ok(.object([("id", .string(id.description)), ("state", .string((runs[id] ?? r).state.rawValue)),
                                 ("run", (runs[id] ?? r).summaryJSON)]))
         }
+    }
+
+    /// The next id whose directory does not exist yet, with its directory created (lock held).
+    func reserveLocked() throws -> (RunID, order: Int) {
+        for _ in 0 ..< 1000 {
+            let id = RunID(nextID)
+            nextID += 1
+            let path = runDirectory(id).path
+            if mkdir(path, 0o755) == 0 {
+                nextOrder += 1
+                return (id, nextOrder - 1)
+            }
+            guard errno == EEXIST else {
+                throw ProtocolError(.storage, "cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+            logger.log(.warning, "\(path) exists although no run \(id) is recorded: that id is skipped and the directory left as it is")
+        }
+        throw ProtocolError(.storage, "no free run id: 1000 consecutive run directories already exist under \(config.runsDirectory)")
+    }
+
+    /// Checkpoint files never change once written, so a fork shares its source's file through a
+    /// hard link; across filesystems (or where links are refused) it is copied durably.
+    static func linkOrCopy(_ from: String, to: String) throws {
+        if link(from, to) == 0 {
+            DurableFile.syncDirectory((to as NSString).deletingLastPathComponent)
+            return
+        }
+        let why = String(cString: strerror(errno))
+        guard errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP else { throw FileError(path: from, problem: "cannot link: \(why)") }
+        try CheckpointStore.durableWrite(try CheckpointStore.readAll(from), to: to, crashHook: false)
     }
 
     func set(_ id: RunID, _ e: RunEdits, peer: Peer) throws -> Reply {
@@ -253,7 +281,7 @@ extension Daemon {
         return try lock.withLock {
             guard let current = runs[id], current == r0 else { throw ProtocolError(.badState, "\(id) changed meanwhile; try again") }
             if r.spec != r0.spec {
-                do { try DurableFile.write(r.spec.pretty + "\n", to: runDirectory(id) + "/spec.json") } catch {
+                do { try DurableFile.write(r.spec.pretty + "\n", to: runDirectory(id).spec) } catch {
                     throw ProtocolError(.storage, "cannot write the new spec: \(error)")
                 }
             }
@@ -263,18 +291,17 @@ extension Daemon {
         }
     }
 
-    func fork(_ id: RunID, checkpoint: String?, _ e: RunEdits, peer: Peer) throws -> Reply {
+    /// Forks answer later: reading and verifying a checkpoint (about 90 MB for VGG11) happens
+    /// on a thread of its own, so neither the control loop nor the daemon's lock waits for it.
+    func fork(_ id: RunID, checkpoint: String?, _ e: RunEdits, peer: Peer) throws -> HandlerResult {
         let src = try existing(id)
-        let store = CheckpointStore(directory: runDirectory(id) + "/checkpoints")
-        let files = store.list()
+        let dir = runDirectory(id)
+        let files = CheckpointStore(directory: dir.checkpoints).list()
         guard let entry = checkpoint.map({ name in files.first { $0.file == name } }) ?? files.last else {
             if let checkpoint {
                 throw ProtocolError(.notFound, "\(id) has no checkpoint \(checkpoint); it has: \(files.map(\.file).joined(separator: ", "))")
             }
             throw ProtocolError(.notFound, "\(id) has no checkpoint to fork from yet")
-        }
-        do { _ = try CheckpointFile.decode(CheckpointStore.readAll(store.path(entry.file))) } catch {
-            throw ProtocolError(.badState, "\(id)'s checkpoint \(entry.file) does not verify (\(error)); choose another with checkpoint=")
         }
         let (json, spec) = try buildSpec(base: src.spec, preset: nil, overrides: e.overrides)
         var edits = e
@@ -282,7 +309,22 @@ extension Daemon {
         if edits.tags == nil { edits.tags = src.tags }
         let source = JSON.object([("fork_of", .string(id.description)), ("checkpoint", .string(entry.file)),
                                   ("overrides", .object(e.overrides.map { ($0.path, $0.value) }))])
-        return try create(json: json, spec: spec, source: source, edits: edits, peer: peer, forkOf: (id, entry.file), checkpoint: entry.file)
+        let token = lock.withLock { newTokenLocked() }
+        let work = Thread { [self, edits] in
+            let reply: Reply
+            do {
+                _ = try CheckpointFile.decode(CheckpointStore.readAll(dir.checkpoint(entry.file)))
+                reply = try create(json: json, spec: spec, source: source, edits: edits, peer: peer, forkOf: (id, entry.file))
+            } catch let error as ProtocolError {
+                reply = .error(error)
+            } catch {
+                reply = .error(ProtocolError(.badState, "\(id)'s checkpoint \(entry.file) does not verify (\(error)); choose another with checkpoint="))
+            }
+            lock.withLock { resolveLocked(token, reply) }
+        }
+        work.name = "fork \(id)"
+        work.start()
+        return .deferred(token)
     }
 
     // MARK: state changes
@@ -426,10 +468,10 @@ extension Daemon {
         let r = try existing(id)
         guard case .object(var pairs) = r.json else { return r.json }
         let dir = runDirectory(id)
-        let store = CheckpointStore(directory: dir + "/checkpoints")
-        pairs.append(("directory", .string(dir)))
+        let store = CheckpointStore(directory: dir.checkpoints)
+        pairs.append(("directory", .string(dir.path)))
         pairs.append(("checkpoints", .array(store.list().map { .string($0.file) })))
-        if let text = try? String(contentsOfFile: dir + "/summary.json", encoding: .utf8), let s = try? JSON.parse(text) {
+        if let text = try? String(contentsOfFile: dir.summary, encoding: .utf8), let s = try? JSON.parse(text) {
             pairs.append(("summary", s))
         }
         return .object(pairs)
@@ -437,7 +479,7 @@ extension Daemon {
 
     func logs(_ id: RunID, tail: Int) throws -> JSON {
         _ = try existing(id)
-        let path = runDirectory(id) + "/run.log"
+        let path = runDirectory(id).log
         var lines: [JSON] = []
         if let data = FileManager.default.contents(atPath: path) {
             // Only the end of a long log is read.
@@ -450,7 +492,7 @@ extension Daemon {
 
     func metrics(_ id: RunID, kind: MetricsKind, since: Int) throws -> JSON {
         _ = try existing(id)
-        let path = runDirectory(id) + "/metrics.jsonl"
+        let path = runDirectory(id).metrics
         var rows: [JSON] = []
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
             for line in text.split(separator: "\n") {

@@ -1,7 +1,11 @@
 // The run ledger: every change to a run appends one line holding the run's whole record
-// (`{"v":1,"time":…,"run":{…}}`) to ledger.jsonl and fsyncs it before the change is
-// acknowledged. Replay keeps the last line per run; a torn final line (crash mid-append) is
-// dropped and truncated away; the file is compacted to one line per run at start.
+// (`{"crc":"1a2b3c4d","v":2,"time":…,"run":{…}}`) to ledger.jsonl and fsyncs it before the
+// change is acknowledged. The CRC32 covers the bytes after `{"crc":"XXXXXXXX",`, so a flipped
+// byte is detected instead of believed. Replay keeps the last good line per run; a torn final
+// line (crash mid-append) is dropped and truncated away; a line that fails its checksum or
+// does not parse is skipped with a note; the file is compacted to one line per run at start.
+// Lines without a checksum (`"v":1`, written by earlier versions) are still read.
+import Checkpointing
 import Control
 import Foundation
 import PrunedJSON
@@ -85,7 +89,7 @@ public struct RunRecord: Equatable, Sendable {
         }
         id = try need(j["id"]?.stringValue.flatMap(RunID.init), "id")
         state = try need(j["state"]?.stringValue.flatMap(RunState.init(rawValue:)), "state")
-        owner = UInt32(try need(j["owner"]?.intValue, "owner"))
+        owner = try need(j["owner"]?.intValue.flatMap { UInt32(exactly: $0) }, "owner")
         ownerName = j["owner_name"]?.stringValue ?? String(owner)
         group = j["group"]?.stringValue
         tags = (j["tags"]?.arrayValue ?? []).compactMap(\.stringValue)
@@ -99,7 +103,7 @@ public struct RunRecord: Equatable, Sendable {
         started = j["started"]?.doubleValue
         finished = j["finished"]?.doubleValue
         reason = j["reason"]?.stringValue
-        cancelledBy = j["cancelled_by"]?.intValue.map { UInt32($0) }
+        cancelledBy = j["cancelled_by"]?.intValue.flatMap { UInt32(exactly: $0) }
         pending = j["pending"]?.stringValue
         starts = j["starts"]?.intValue ?? 0
         let p = j["progress"]
@@ -139,8 +143,41 @@ public final class Ledger {
 
     public struct Replay {
         public var runs: [RunID: RunRecord] = [:]
-        /// Problems found (a torn tail, unreadable lines); the daemon logs them.
+        /// Problems found (a torn tail, unreadable or corrupted lines); the daemon logs them.
         public var notes: [String] = []
+        /// Lines read without a checksum (an earlier format): compacting rewrites them.
+        public var uncheckedLines = 0
+    }
+
+    static let crcPrefix = Array(#"{"crc":""#.utf8)
+
+    /// One ledger line (with its newline) for a record.
+    static func line(_ record: RunRecord, time: Double) -> [UInt8] {
+        let body = Array(JSON.object([("v", .number(2)), ("time", .number(time)), ("run", record.json)]).rendered.utf8)
+        // `{"v":2,…}` → `{"crc":"XXXXXXXX","v":2,…}`: the checksum covers what follows its field.
+        let rest = Array(body.dropFirst())
+        let crc = CheckpointFile.crc(rest, 0, rest.count)
+        return crcPrefix + Array(String(format: "%08x\",", crc).utf8) + rest + [10]
+    }
+
+    /// Parses one line (without its newline): the record, or why it cannot be believed.
+    static func parse(_ bytes: ArraySlice<UInt8>) throws -> (RunRecord, checked: Bool) {
+        var checked = false
+        if bytes.starts(with: crcPrefix) {
+            let hexStart = bytes.startIndex + crcPrefix.count
+            guard bytes.count > crcPrefix.count + 10, bytes[hexStart + 8] == UInt8(ascii: "\""), bytes[hexStart + 9] == UInt8(ascii: ","),
+                  let stored = UInt32(String(decoding: bytes[hexStart ..< hexStart + 8], as: UTF8.self), radix: 16)
+            else { throw DaemonError("malformed checksum field") }
+            let rest = Array(bytes[(hexStart + 10)...])
+            let computed = CheckpointFile.crc(rest, 0, rest.count)
+            guard computed == stored else {
+                throw DaemonError(String(format: "checksum mismatch (stored %08x, computed %08x): the line was altered after it was written", stored, computed))
+            }
+            checked = true
+        }
+        let j = try JSON.parse(String(decoding: bytes, as: UTF8.self))
+        guard let r = j["run"] else { throw DaemonError("no 'run' object") }
+        return (try RunRecord(json: r), checked)
     }
 
     /// Reads the ledger, truncates a torn tail, and opens it for appending.
@@ -154,18 +191,17 @@ public final class Ledger {
             var start = 0
             while let nl = bytes[start...].firstIndex(of: 10) {
                 lineNo += 1
-                let line = String(decoding: bytes[start..<nl], as: UTF8.self)
+                let line = bytes[start..<nl]
                 start = nl + 1
                 good = start
                 if line.isEmpty { continue }
                 do {
-                    let j = try JSON.parse(line)
-                    guard let r = j["run"] else { throw DaemonError("no 'run' object") }
-                    let rec = try RunRecord(json: r)
+                    let (rec, checked) = try Ledger.parse(line)
                     replay.runs[rec.id] = rec
+                    if !checked { replay.uncheckedLines += 1 }
                     lines += 1
                 } catch {
-                    replay.notes.append("\(path): line \(lineNo) is unreadable and was skipped (\(error))")
+                    replay.notes.append("\(path): line \(lineNo) is unreadable and was skipped (\(error)); the run's previous record, or its run directory, is used instead")
                 }
             }
             if good < bytes.count {
@@ -181,41 +217,24 @@ public final class Ledger {
     /// Appends the record and fsyncs. On failure the file is cut back to its previous length.
     public func append(_ record: RunRecord, time: Double) throws {
         guard fd >= 0 else { throw DaemonError("ledger not open") }
-        let line = JSON.object([("v", .number(1)), ("time", .number(time)), ("run", record.json)]).rendered + "\n"
-        let bytes = Array(line.utf8)
         var st = stat()
         let before = fstat(fd, &st) == 0 ? st.st_size : -1
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = String(cString: strerror(errno))
-                if before >= 0 { _ = ftruncate(fd, before) }
-                throw DaemonError("\(path): \(e)")
-            }
-            done += n
-        }
-        if fsync(fd) != 0 {
-            let e = String(cString: strerror(errno))
+        do {
+            try DurableFile.writeAll(fd, Ledger.line(record, time: time), path: path)
+            if fsync(fd) != 0 { throw FileError(path: path, problem: "fsync: " + String(cString: strerror(errno))) }
+        } catch {
             if before >= 0 { _ = ftruncate(fd, before) }
-            throw DaemonError("\(path): fsync: \(e)")
+            throw DaemonError("\(error)")
         }
         lines += 1
     }
 
-    /// Rewrites the ledger with one line per run (atomically) when it has grown.
+    /// Rewrites the ledger with one line per run (atomically).
     public func compact(_ runs: [RunRecord], time: Double) throws {
-        let text = runs.sorted { $0.id < $1.id }
-            .map { JSON.object([("v", .number(1)), ("time", .number(time)), ("run", $0.json)]).rendered + "\n" }.joined()
-        let tmp = path + ".tmp"
-        try Data(text.utf8).write(to: URL(fileURLWithPath: tmp))
-        let t = Glibc.open(tmp, O_RDONLY | O_CLOEXEC)
-        if t >= 0 { fsync(t); close(t) }
-        guard rename(tmp, path) == 0 else { throw DaemonError("\(path): cannot replace with the compacted ledger: \(String(cString: strerror(errno)))") }
-        let dir = (path as NSString).deletingLastPathComponent
-        let d = Glibc.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if d >= 0 { fsync(d); close(d) }
+        let bytes = runs.sorted { $0.id < $1.id }.flatMap { Ledger.line($0, time: time) }
+        do { try DurableFile.write(bytes, to: path, mode: 0o640) } catch {
+            throw DaemonError("\(path): cannot replace with the compacted ledger: \(error)")
+        }
         if fd >= 0 { close(fd) }
         fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw DaemonError("\(path): cannot reopen the ledger: \(String(cString: strerror(errno)))") }

@@ -4,6 +4,7 @@
 import Control
 import Engine
 import Foundation
+import RunLayout
 import Training
 
 final class RunWorker {
@@ -11,7 +12,7 @@ final class RunWorker {
     unowned let daemon: Daemon
     let spec: RunSpec
     let fork: Bool
-    let directory: String
+    let directory: RunDirectory
     let threads: Int
     // Guarded by daemon.lock.
     var stop: StopReason?
@@ -24,7 +25,7 @@ final class RunWorker {
     var lastStepTime: Double?
     private var thread: Thread?
 
-    init(id: RunID, daemon: Daemon, spec: RunSpec, fork: Bool, directory: String, threads: Int) {
+    init(id: RunID, daemon: Daemon, spec: RunSpec, fork: Bool, directory: RunDirectory, threads: Int) {
         self.id = id
         self.daemon = daemon
         self.spec = spec
@@ -59,11 +60,11 @@ final class RunWorker {
         options.onStart = { t, resumed in daemon.workerStarted(id, trainer: t, resumedFrom: resumed) }
         options.onEpoch = { r in daemon.workerEpoch(id, record: r) }
         options.onCheckpoint = { file, error in daemon.workerCheckpointed(id, file: file, error: error) }
-        let logPath = directory + "/run.log"
+        let logPath = directory.log
         let outcome: Daemon.Outcome
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let summary = try ForegroundRun.execute(spec: spec, outDir: directory, threads: threads, options: options) { line in
+            try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+            let summary = try ForegroundRun.execute(spec: spec, outDir: directory.path, threads: threads, options: options) { line in
                 RunWorker.appendLog(logPath, line)
                 daemon.workerLog(id, line)
             }

@@ -1,62 +1,11 @@
 // The files of a run directory: spec.json (canonical spec), metrics.jsonl (one JSON object per
 // epoch, appended and fsynced), checkpoints/ (see Checkpointing), summary.json (written
-// atomically at the end). Small POSIX helpers for durable writes live here too.
+// atomically at the end), all written through Checkpointing's DurableFile.
 import Checkpointing
 import Engine
 import Foundation
 import PrunedJSON
 import Synchronization
-
-public struct FileError: Error, CustomStringConvertible {
-    public let path: String
-    public let problem: String
-    public var description: String { "\(path): \(problem)" }
-}
-
-public enum DurableFile {
-    /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
-    public static func write(_ text: String, to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileError(path: tmp, problem: String(cString: strerror(errno))) }
-        let bytes = Array(text.utf8)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = String(cString: strerror(errno)); close(fd); unlink(tmp)
-                throw FileError(path: tmp, problem: e)
-            }
-            done += n
-        }
-        if fsync(fd) != 0 { let e = String(cString: strerror(errno)); close(fd); unlink(tmp); throw FileError(path: tmp, problem: e) }
-        close(fd)
-        if rename(tmp, path) != 0 { let e = String(cString: strerror(errno)); unlink(tmp); throw FileError(path: path, problem: e) }
-        syncDirectory(dir.isEmpty ? "." : dir)
-    }
-
-    /// Appends one line and fsyncs.
-    public static func appendLine(_ line: String, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileError(path: path, problem: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        let bytes = Array((line + "\n").utf8)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 { if errno == EINTR { continue }; throw FileError(path: path, problem: String(cString: strerror(errno))) }
-            done += n
-        }
-        if fsync(fd) != 0 { throw FileError(path: path, problem: String(cString: strerror(errno))) }
-    }
-
-    public static func syncDirectory(_ dir: String) {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { fsync(fd); close(fd) }
-    }
-}
 
 /// Epoch records as metrics.jsonl lines.
 public enum MetricsFormat {

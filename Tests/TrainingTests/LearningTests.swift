@@ -1,4 +1,5 @@
 // Learning on real data (Debian's full Fashion-MNIST) and determinism of whole runs.
+import Checkpointing
 import Engine
 import Foundation
 import PrunedJSON
