@@ -8,6 +8,7 @@ import Foundation
 import PrunedJSON
 import Synchronization
 import Training
+import Checkpointing
 
 public struct DaemonBenchmark {
     public var dataPath = "/usr/share/datasets/fashion-mnist"
@@ -144,6 +145,92 @@ public struct DaemonBenchmark {
         }
         _ = try? admin.call(try Request.parse("cancel \(id)"))
         return result
+    }
+
+    /// Round trips of `status` (one prober, back to back every 5 ms) while `forks` forks of a
+    /// full-width checkpoint of `forkModel` are made one after another, against a quiet window
+    /// of the same length before them. Returns JSON lines: quiet and forking latencies, and the
+    /// time each fork took to answer.
+    public func forkLatency(model forkModel: String = "vgg11_bn", forks: Int = 5, log: (String) -> Void) throws -> [JSON] {
+        let dir = "/tmp/pruned-forkbench-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = DaemonConfiguration(stateDirectory: dir + "/state")
+        config.socketPath = dir + "/s"
+        config.threadsPerRun = threads
+        let daemon = try Daemon(configuration: config, logger: Logger(journal: false, capture: false, echo: false))
+        let finished = DispatchSemaphore(value: 0)
+        let t = Thread {
+            do { try daemon.run() } catch { FileHandle.standardError.write(Data("daemon: \(error)\n".utf8)) }
+            finished.signal()
+        }
+        t.stackSize = 8 << 20
+        t.start()
+        defer {
+            daemon.requestStop("benchmark done")
+            _ = finished.wait(timeout: .now() + 120)
+        }
+        var admin: ControlConnection?
+        for _ in 0 ..< 200 where admin == nil {
+            admin = try? ControlConnection(path: config.socketPath!)
+            if admin == nil { usleep(20_000) }
+        }
+        guard let admin else { throw ClientError("the benchmark daemon did not start") }
+        let spec = #"{"model":"\#(forkModel)","width":1,"dataset":{"kind":"fashion_mnist","path":"\#(dataPath)","train_limit":256,"test_limit":256},"#
+            + #""epochs":10,"batch_size":128,"seed":1}"#
+        let submitted = try admin.call(try Request.parse("submit hold=true spec=" + spec))
+        guard let idText = submitted["id"]?.stringValue, let id = RunID(idText) else { throw ClientError("submit answered \(submitted.rendered)") }
+        // The source run's checkpoint, as a run writes it after one training step (so that the
+        // optimizer moments are real numbers, as in any checkpoint worth forking).
+        let runSpec = try RunSpec(json: try JSON.parse(spec))
+        let trainer = try Trainer(spec: runSpec, data: try PreparedData.load(runSpec.data), threads: threads)
+        _ = trainer.runEpoch { _ in true }
+        let file = try Checkpointer(directory: daemon.runDirectory(id).checkpoints, policy: CheckpointSpec()).save(trainer, records: [])
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: daemon.runDirectory(id).checkpoint(file))[.size] as? Int) ?? 0
+        log("source checkpoint \(file): \(bytes) bytes (\(forkModel), width 1)")
+
+        let prober = try ControlConnection(path: config.socketPath!)
+        let status = try Request.parse("status")
+        func probe(while busy: () -> Bool) throws -> [Double] {
+            var out: [Double] = []
+            while busy() {
+                let a = Trainer.monotonicSeconds()
+                try prober.call(status)
+                out.append(Trainer.monotonicSeconds() - a)
+                usleep(5_000)
+            }
+            return out
+        }
+        let quietEnd = Trainer.monotonicSeconds() + 5
+        let quiet = try probe { Trainer.monotonicSeconds() < quietEnd }
+        let forking = Atomic<Bool>(true)
+        let forkTimes = Mutex<[Double]>([])
+        let forkErrors = Mutex<[String]>([])
+        let forker = Thread { [socketPath = config.socketPath!] in
+            defer { forking.store(false, ordering: .relaxed) }
+            guard let c = try? ControlConnection(path: socketPath), let request = try? Request.parse("fork \(id) hold=true") else { return }
+            for _ in 0 ..< forks {
+                let a = Trainer.monotonicSeconds()
+                do { try c.call(request) } catch { forkErrors.withLock { $0.append("\(error)") }; return }
+                let took = Trainer.monotonicSeconds() - a
+                forkTimes.withLock { $0.append(took) }
+            }
+        }
+        forker.start()
+        let busy = try probe { forking.load(ordering: .relaxed) }
+        if let e = forkErrors.withLock({ $0.first }) { throw ClientError("fork failed: \(e)") }
+        let took = forkTimes.withLock { $0 }
+        func row(_ load: String, _ xs: [Double]) -> JSON {
+            .object([("measure", .string("status latency")), ("load", .string(load)), ("requests", .number(Double(xs.count))),
+                     ("p50_ms", .number(DaemonBenchmark.percentile(xs, 0.5) * 1000)), ("p99_ms", .number(DaemonBenchmark.percentile(xs, 0.99) * 1000)),
+                     ("max_ms", .number((xs.max() ?? .nan) * 1000))])
+        }
+        return [
+            row("quiet", quiet),
+            row("\(forks) forks of a \(bytes)-byte \(forkModel) checkpoint", busy),
+            .object([("measure", .string("fork reply")), ("forks", .number(Double(took.count))),
+                     ("median_ms", .number(DaemonBenchmark.percentile(took, 0.5) * 1000)), ("max_ms", .number((took.max() ?? .nan) * 1000))]),
+        ]
     }
 
     public static func report(_ r: Result, clients: Int, pollInterval: Double) -> [JSON] {

@@ -101,12 +101,20 @@ struct DaemonBench: ParsableCommand {
     @Option(name: .long, help: "Seconds between requests of one client.") var pollInterval = 0.1
     @Option(name: .long, help: "Seconds per window.") var window = 20.0
     @Option(name: .long, help: "Quiet/loaded window pairs.") var pairs = 2
+    @Option(name: .long, help: "Instead: status round trips while this many forks of a full-width checkpoint are made.") var forks: Int?
+    @Option(name: .long, help: "With --forks: the model whose checkpoint is forked.") var forkModel = "vgg11_bn"
     @Flag(name: .long, help: "Print JSON lines.") var json = false
 
     func run() throws {
         var b = DaemonBenchmark()
         b.dataPath = data; b.model = model; b.threads = threads; b.clients = clients
         b.pollInterval = pollInterval; b.window = window; b.pairs = pairs
+        if let forks {
+            for line in try b.forkLatency(model: forkModel, forks: max(1, min(forks, 1000))) { printErr($0) } {
+                print(json ? line.rendered : line.pretty)
+            }
+            return
+        }
         let r = try b.run { printErr($0) }
         for line in DaemonBenchmark.report(r, clients: clients, pollInterval: pollInterval) {
             print(json ? line.rendered : line.pretty)
