@@ -418,6 +418,9 @@ struct Arguments {
             if e.tags == [] && verb == .set { throw ProtocolError(.badArgument, "set: an empty tag= clears the tags and goes alone") }
             let more = try t.value.split(separator: ",", omittingEmptySubsequences: false).map { try Arguments.name(String($0), field: "tag") }
             e.tags = (e.tags ?? []) + more
+            if let n = e.tags?.count, n > ProtocolInfo.maxTags {
+                throw ProtocolError(.badArgument, "\(verb.rawValue): \(n) tags; at most \(ProtocolInfo.maxTags) per run")
+            }
         }
         if let p = take("priority") { e.priority = try Arguments.priorityValue(p.value) }
         if allowHold, let h = take("hold") {
@@ -430,13 +433,35 @@ struct Arguments {
             if ["spec", "group", "tag", "priority", "hold", "checkpoint"].contains(key) {
                 throw ProtocolError(.badArgument, "\(verb.rawValue): \(key) given twice or not allowed here")
             }
-            guard !key.hasPrefix("."), !key.hasSuffix("."), !key.contains("..") else {
-                throw ProtocolError(.badArgument, "\(verb.rawValue): '\(key.prefix(60))' is not a spec path")
+            try checkOverridePath(key)
+            guard e.overrides.count < ProtocolInfo.maxOverrides else {
+                throw ProtocolError(.badArgument, "\(verb.rawValue): more than \(ProtocolInfo.maxOverrides) spec overrides; at most \(ProtocolInfo.maxOverrides) per request")
             }
             if e.overrides.contains(where: { $0.path == key }) { throw ProtocolError(.badArgument, "\(verb.rawValue): \(key) given twice") }
-            e.overrides.append(Override(key, try t.jsonValue()))
+            let value = try t.jsonValue()
+            let depth = value.depth
+            guard depth <= ProtocolInfo.maxOverrideValueDepth else {
+                throw ProtocolError(.badArgument, "\(verb.rawValue): the value of \(key) nests \(depth) levels deep; at most \(ProtocolInfo.maxOverrideValueDepth)")
+            }
+            e.overrides.append(Override(key, value))
         }
         tokens = rest
+    }
+
+    /// An override path: dot-separated non-empty segments, at most `maxOverrideSegments` of
+    /// them and `maxOverridePathBytes` bytes (applying a path costs work per segment).
+    func checkOverridePath(_ key: String) throws {
+        let shown = key.utf8.count > 40 ? key.prefix(40) + "…" : Substring(key)
+        let segments = key.utf8.reduce(1) { $1 == UInt8(ascii: ".") ? $0 + 1 : $0 }
+        guard segments <= ProtocolInfo.maxOverrideSegments else {
+            throw ProtocolError(.badArgument, "\(verb.rawValue): override path '\(shown)' has \(segments) segments; at most \(ProtocolInfo.maxOverrideSegments)")
+        }
+        guard key.utf8.count <= ProtocolInfo.maxOverridePathBytes else {
+            throw ProtocolError(.badArgument, "\(verb.rawValue): override path '\(shown)' is \(key.utf8.count) bytes long; at most \(ProtocolInfo.maxOverridePathBytes)")
+        }
+        guard !key.hasPrefix("."), !key.hasSuffix("."), !key.contains("..") else {
+            throw ProtocolError(.badArgument, "\(verb.rawValue): '\(key.prefix(60))' is not a spec path")
+        }
     }
 
     func finish() throws {

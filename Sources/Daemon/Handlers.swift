@@ -46,10 +46,10 @@ extension Daemon {
             case .subscribe(let since, let run, let group):
                 return lock.withLock {
                     let oldest = events.first?.seq ?? nextSeq
-                    var from = since.map { $0 + 1 } ?? nextSeq
                     // A sequence number this daemon never issued: the client saw another boot.
-                    let reset = from > nextSeq
-                    if reset { from = oldest }
+                    // (Compared before adding 1: `since` may be any UInt64, even UInt64.max.)
+                    let reset = since.map { $0 >= nextSeq } ?? false
+                    let from = since.map { reset ? oldest : $0 + 1 } ?? nextSeq
                     let lost = from < oldest ? oldest - from : 0
                     let reply = Reply.ok(.object([("subscribed", .bool(true)), ("boot_id", .string(bootID)), ("next_seq", .number(Double(nextSeq))),
                                                   ("oldest_seq", .number(Double(oldest))), ("lost", .number(Double(lost))), ("reset", .bool(reset))]))
@@ -169,8 +169,9 @@ extension Daemon {
             }
             return .object(pairs)
         case .array(var items):
-            guard let i = Int(key), items.indices.contains(i) else {
-                throw ProtocolError(.badSpec, "override \(full): '\(key)' is not an index of the array (0…\(items.count - 1))")
+            guard key.utf8.allSatisfy({ (48 ... 57).contains($0) }), let i = Int(key), items.indices.contains(i) else {
+                throw ProtocolError(.badSpec, "override \(full): '\(key)' is not an index of the array"
+                                    + (items.isEmpty ? " (it is empty)" : " (0…\(items.count - 1))"))
             }
             items[i] = try setPath(items[i], rest, value, full: full)
             return .array(items)

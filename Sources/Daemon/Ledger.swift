@@ -89,7 +89,15 @@ public struct RunRecord: Equatable, Sendable {
         }
         id = try need(j["id"]?.stringValue.flatMap(RunID.init), "id")
         state = try need(j["state"]?.stringValue.flatMap(RunState.init(rawValue:)), "state")
-        owner = try need(j["owner"]?.intValue.flatMap { UInt32(exactly: $0) }, "owner")
+        // A uid: an integer in 0…4294967295 (anything else is a damaged record, not a trap).
+        func uid(_ field: String) throws -> UInt32? {
+            guard let v = j[field], v != .null else { return nil }
+            guard let n = v.intValue.flatMap({ UInt32(exactly: $0) }) else {
+                throw DaemonError("ledger record has an invalid '\(field)' (\(v.rendered.prefix(40))); a uid is an integer in 0…\(UInt32.max)")
+            }
+            return n
+        }
+        owner = try need(try uid("owner"), "owner")
         ownerName = j["owner_name"]?.stringValue ?? String(owner)
         group = j["group"]?.stringValue
         tags = (j["tags"]?.arrayValue ?? []).compactMap(\.stringValue)
@@ -103,7 +111,7 @@ public struct RunRecord: Equatable, Sendable {
         started = j["started"]?.doubleValue
         finished = j["finished"]?.doubleValue
         reason = j["reason"]?.stringValue
-        cancelledBy = j["cancelled_by"]?.intValue.flatMap { UInt32(exactly: $0) }
+        cancelledBy = try uid("cancelled_by")
         pending = j["pending"]?.stringValue
         starts = j["starts"]?.intValue ?? 0
         let p = j["progress"]

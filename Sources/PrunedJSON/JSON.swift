@@ -134,7 +134,20 @@ public struct JSONParseError: Error, CustomStringConvertible, Equatable {
 }
 
 extension JSON {
-    /// Parses exactly one JSON value (surrounding whitespace allowed). Nesting depth ≤ 64.
+    /// The deepest nesting of arrays and objects `parse` accepts (a scalar is depth 0, `[1]` 1).
+    /// It keeps the parser's and the writer's recursion far from the end of any thread's stack.
+    public static let maxDepth = 64
+
+    /// Nesting depth of arrays and objects: 0 for a scalar, 1 for `[1]` or `{}`.
+    public var depth: Int {
+        switch self {
+        case .array(let items): return 1 + (items.map(\.depth).max() ?? 0)
+        case .object(let pairs): return 1 + (pairs.map(\.1.depth).max() ?? 0)
+        default: return 0
+        }
+    }
+
+    /// Parses exactly one JSON value (surrounding whitespace allowed). Nesting depth ≤ `maxDepth`.
     public static func parse(_ text: String) throws -> JSON {
         var p = Parser(bytes: Array(text.utf8))
         p.skipSpace()
@@ -161,7 +174,7 @@ extension JSON {
         }
 
         mutating func value(depth: Int) throws -> JSON {
-            guard depth < 64 else { throw error("nesting deeper than 64 levels") }
+            guard depth < JSON.maxDepth else { throw error("nesting deeper than \(JSON.maxDepth) levels") }
             guard i < bytes.count else { throw error("unexpected end of input") }
             switch bytes[i] {
             case UInt8(ascii: "{"): return try object(depth: depth)

@@ -177,9 +177,11 @@ public enum Presets {
     public static func scale(_ spec: RunSpec, toEpochs epochs: Int) -> (RunSpec, [String]) {
         var s = spec
         var notes: [String] = []
-        guard epochs != spec.epochs, epochs >= 1 else { return (s, notes) }
+        guard epochs != spec.epochs, epochs >= 1, spec.epochs >= 1 else { return (s, notes) }
         let f = Double(epochs) / Double(spec.epochs)
-        func sc(_ e: Int) -> Int { Int((Double(e) * f).rounded()) }
+        // Capped at `epochs` before the conversion (every scaled value is clamped below it
+        // anyway): a spec's values may be far larger than a preset's without trapping here.
+        func sc(_ e: Int) -> Int { Int(min((Double(e) * f).rounded(), Double(epochs))) }
         s.epochs = epochs
         var milestones: [Int] = []
         for m in spec.milestones.map({ max(1, sc($0)) }) where m < epochs && !milestones.contains(m) { milestones.append(m) }

@@ -3,6 +3,7 @@
 // exactly what it ran. The pruning and noise sections of the experiments slot in beside
 // "optimizer" as further objects.
 import Engine
+import Foundation
 import PrunedJSON
 
 public struct OptimizerSpec: Sendable, Equatable {
@@ -66,6 +67,11 @@ public struct CheckpointSpec: Sendable, Equatable {
 }
 
 public struct RunSpec: Sendable, Equatable {
+    /// The longest run (`epochs`); LR milestones and pruning periods are bounded by it too.
+    public static let maxEpochs = 100_000
+    /// Entries of `lr_milestones`.
+    public static let maxMilestones = 1000
+
     public var name: String = ""
     public var architecture: Architecture
     public var width: Double = 1
@@ -110,8 +116,8 @@ public struct RunSpec: Sendable, Equatable {
             throw SpecError(field: "dataset", message: "is required (an object with kind and path)")
         }
         data = DataSpec(kind: try d.choice("kind", DatasetKind.self), path: try d.string("path"),
-                        trainLimit: try d.optionalInt("train_limit", { $0 > 0 }, "a positive integer"),
-                        testLimit: try d.optionalInt("test_limit", { $0 > 0 }, "a positive integer"))
+                        trainLimit: try d.optionalInt("train_limit", { $0 > 0 }, "a positive integer below 9e15"),
+                        testLimit: try d.optionalInt("test_limit", { $0 > 0 }, "a positive integer below 9e15"))
         if data.path.isEmpty { throw SpecError(field: "dataset.path", message: "must not be empty") }
         try d.finish()
         augment = try r.bool("augment", default: false)
@@ -130,15 +136,17 @@ public struct RunSpec: Sendable, Equatable {
             }
             try o.finish()
         }
-        epochs = try r.int("epochs", { $0 >= 1 && $0 <= 100_000 }, "in 1…100000")
-        milestones = try r.intArray("lr_milestones", default: [150, 300], { $0 >= 1 }, "a positive epoch count")
+        epochs = try r.int("epochs", { $0 >= 1 && $0 <= RunSpec.maxEpochs }, "in 1…\(RunSpec.maxEpochs)")
+        milestones = try r.intArray("lr_milestones", default: [150, 300], maxCount: RunSpec.maxMilestones,
+                                    { $0 >= 1 && $0 <= RunSpec.maxEpochs }, "an epoch in 1…\(RunSpec.maxEpochs)")
         if milestones != milestones.sorted() {
             throw SpecError(field: "lr_milestones", message: "must be increasing, got \(milestones)")
         }
         gamma = try r.double("lr_gamma", default: 0.1, { $0 > 0 && $0 <= 1 }, "in (0, 1]")
         batchSize = try r.int("batch_size", default: 128, { $0 >= 1 && $0 <= 8192 }, "in 1…8192")
         testBatchSize = try r.int("test_batch_size", default: 256, { $0 >= 1 && $0 <= 8192 }, "in 1…8192")
-        seed = UInt64(try r.int("seed", default: 0, { $0 >= 0 }, "a non-negative integer"))
+        // `int` yields only |x| < 9e15, so the conversion is exact.
+        seed = UInt64(try r.int("seed", default: 0, { $0 >= 0 }, "a non-negative integer below 9e15"))
         if let p = try r.object("pruning") { pruning = try RunSpec.readPruning(p, epochs: epochs) }
         if let n = try r.object("noise") {
             guard pruning != nil else {
@@ -151,7 +159,7 @@ public struct RunSpec: Sendable, Equatable {
         }
         if let c = try r.object("checkpoint") {
             var cs = CheckpointSpec()
-            cs.everySteps = try c.optionalInt("every_steps", { $0 >= 1 }, "a positive number of steps")
+            cs.everySteps = try c.optionalInt("every_steps", { $0 >= 1 && $0 <= 1_000_000_000 }, "a number of steps in 1…1000000000")
             if c.raw("every_seconds") != nil {
                 cs.everySeconds = try c.double("every_seconds", default: nil, { $0 > 0 && $0 <= 1e7 }, "in (0, 1e7] seconds")
             }
@@ -166,7 +174,7 @@ public struct RunSpec: Sendable, Equatable {
 
     static func readPruning(_ p: FieldReader, epochs: Int) throws -> PruningPlan {
         let scratch = try p.bool("scratch", default: false)
-        let period = try p.int("period", default: 1, { $0 >= 1 }, "a positive number of epochs")
+        let period = try p.int("period", default: 1, { $0 >= 1 && $0 <= maxEpochs }, "a number of epochs in 1…\(maxEpochs)")
         guard let items = try p.objects("layers"), !items.isEmpty else {
             throw SpecError(field: p.field("layers"), message: "is required: a non-empty array of {name, fraction, start, end[, period]}")
         }
@@ -174,7 +182,7 @@ public struct RunSpec: Sendable, Equatable {
         for item in items {
             let name = try item.string("name")
             let fraction = try item.double("fraction", { $0 > 0 && $0 < 1 }, "in (0, 1)")
-            let start = try item.int("start", default: scratch ? 0 : nil, { $0 >= 0 }, "a non-negative epoch (0-based)")
+            let start = try item.int("start", default: scratch ? 0 : nil, { $0 >= 0 && $0 < epochs }, "an epoch in 0…\(epochs - 1) (0-based)")
             let end = try item.int("end", default: scratch ? 0 : nil, { $0 >= start }, "≥ start (\(start))")
             if end >= epochs {
                 throw SpecError(field: item.field("end"), message: "epoch \(end) is not before the end of training (epochs = \(epochs); epochs are 0-based)")
@@ -183,7 +191,8 @@ public struct RunSpec: Sendable, Equatable {
                 throw SpecError(field: item.field("start"), message: "scratch pruning happens at epoch 0: start and end must be 0")
             }
             let lp = LayerPlan(name: name, fraction: fraction, start: start, end: end,
-                               period: try item.int("period", default: period, { $0 >= 1 }, "a positive number of epochs"))
+                               period: try item.int("period", default: period, { $0 >= 1 && $0 <= maxEpochs },
+                                                    "a number of epochs in 1…\(maxEpochs)"))
             try item.finish()
             if layers.contains(where: { $0.name == name }) { throw SpecError(field: item.field("name"), message: "\(name) is listed twice") }
             layers.append(lp)
@@ -200,13 +209,54 @@ public struct RunSpec: Sendable, Equatable {
 
     /// Checks the spec against the model it builds (layer names, scores that need BatchNorm or
     /// residual blocks, noise on top-level convolutions). Errors name the spec field.
-    public func validateAgainstModel(classes: Int = 10) throws {
-        guard let plan = pruning else { return }
+    /// Also refuses a spec whose estimated memory (`estimatedMemory`) exceeds
+    /// `memoryLimit` bytes (default: the machine's physical memory), naming the batch size that
+    /// dominates: such a run could only be killed for lack of memory, and its process with it.
+    public func validateAgainstModel(classes: Int = 10, memoryLimit: Double? = Double(ProcessInfo.processInfo.physicalMemory)) throws {
         // Layer names do not depend on width: validate on a narrow copy (fast).
-        let net = ModelFactory.make(architecture, classes: classes, width: min(width, 1.0 / 16), seed: seed)
+        let narrowWidth = min(width, 1.0 / 16)
+        let net = ModelFactory.make(architecture, classes: classes, width: narrowWidth, seed: seed)
+        if let limit = memoryLimit {
+            let m = RunSpec.memoryEstimate(narrow: net, scale: width / narrowWidth, batchSize: batchSize, testBatchSize: testBatchSize)
+            if m.train + m.parameters > limit || m.test + m.parameters > limit {
+                let trainDominates = m.train >= m.test
+                func gib(_ b: Double) -> String { String(format: "%.1f GiB", b / 1_073_741_824) }
+                throw SpecError(field: trainDominates ? "batch_size" : "test_batch_size",
+                                message: "\(trainDominates ? batchSize : testBatchSize) images of \(architecture.rawValue) at width \(JSON.format(width)) "
+                                    + "need about \(gib(max(m.train, m.test) + m.parameters)) of memory to \(trainDominates ? "train" : "evaluate"); "
+                                    + "at most \(gib(limit)) are available (lower the batch size or the width)")
+            }
+        }
+        guard let plan = pruning else { return }
         do { _ = try Pruner(plan: plan, network: net, seed: seed, epochs: epochs) } catch let e as PruningPlanError {
             throw SpecError(field: e.field.hasPrefix("noise") ? e.field : "pruning." + e.field, message: e.message)
         }
+    }
+
+    /// A rough estimate of the memory of one run, in bytes: one training batch's activations
+    /// and their gradients, one test batch's activations, and the parameters with their
+    /// gradients and two optimizer moments. It omits convolution scratch, the dataset and
+    /// allocator overhead, so real use is higher; it only serves to refuse runs that cannot fit.
+    public func estimatedMemory(classes: Int = 10) -> (train: Double, test: Double, parameters: Double) {
+        let narrowWidth = min(width, 1.0 / 16)
+        let net = ModelFactory.make(architecture, classes: classes, width: narrowWidth, seed: seed)
+        return RunSpec.memoryEstimate(narrow: net, scale: width / narrowWidth, batchSize: batchSize, testBatchSize: testBatchSize)
+    }
+
+    /// Scales the sizes of `narrow` (the model at a narrower width) by `scale`, the ratio of the
+    /// widths: activations grow linearly with the width, parameters with its square.
+    static func memoryEstimate(narrow: Network, scale: Double, batchSize: Int, testBatchSize: Int)
+        -> (train: Double, test: Double, parameters: Double) {
+        var perSample = 0.0
+        for (layer, (_, shape)) in zip(narrow.layers, narrow.shapes()) {
+            let n = Double(shape.channels * shape.height * shape.width)
+            // A residual block keeps about six maps of its output size (two convolutions, two
+            // BatchNorms, the sum and the ReLU).
+            perSample += layer is BasicBlock ? 6 * n : n
+        }
+        let floats = perSample * scale, bytes = 4.0
+        return (train: Double(batchSize) * floats * bytes * 2, test: Double(testBatchSize) * floats * bytes,
+                parameters: Double(narrow.parameterCount) * scale * scale * bytes * 4)
     }
 
     /// Canonical JSON with every default filled in.

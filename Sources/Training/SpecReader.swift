@@ -53,6 +53,10 @@ final class FieldReader {
             throw SpecError(field: field(key), message: "is required (an integer\(rule.isEmpty ? "" : ", " + rule))")
         }
         guard let x = v.intValue else {
+            // A whole number too large for an exact integer (|x| ≥ 9e15) is out of range, not a fraction.
+            if let d = v.doubleValue, d.rounded() == d, !rule.isEmpty {
+                throw SpecError(field: field(key), message: "must be \(rule), got \(JSON.format(d))")
+            }
             throw SpecError(field: field(key), message: "must be an integer, got \(v.doubleValue.map(JSON.format) ?? v.typeName)")
         }
         if let check, !check(x) { throw SpecError(field: field(key), message: "must be \(rule), got \(x)") }
@@ -92,12 +96,18 @@ final class FieldReader {
         return v
     }
 
-    func intArray(_ key: String, default d: [Int], _ check: (Int) -> Bool, _ rule: String) throws -> [Int] {
+    func intArray(_ key: String, default d: [Int], maxCount: Int, _ check: (Int) -> Bool, _ rule: String) throws -> [Int] {
         guard let v = raw(key) else { return d }
         guard let items = v.arrayValue else { throw SpecError(field: field(key), message: "must be an array of integers, got \(v.typeName)") }
+        guard items.count <= maxCount else {
+            throw SpecError(field: field(key), message: "has \(items.count) entries; at most \(maxCount)")
+        }
         return try items.enumerated().map { i, item in
             guard let x = item.intValue else {
-                throw SpecError(field: "\(field(key))[\(i)]", message: "must be an integer, got \(item.typeName)")
+                if let d = item.doubleValue, d.rounded() == d {
+                    throw SpecError(field: "\(field(key))[\(i)]", message: "must be \(rule), got \(JSON.format(d))")
+                }
+                throw SpecError(field: "\(field(key))[\(i)]", message: "must be an integer, got \(item.doubleValue.map(JSON.format) ?? item.typeName)")
             }
             guard check(x) else { throw SpecError(field: "\(field(key))[\(i)]", message: "must be \(rule), got \(x)") }
             return x

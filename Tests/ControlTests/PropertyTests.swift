@@ -158,7 +158,7 @@ import Testing
     }
 
     /// Maximum-length and pathological lines are refused quickly, without deep recursion.
-    @Test func hugeLinesAreRefusedNotCrashed() {
+    @Test func hugeLinesAreRefusedNotCrashed() throws {
         let n = ProtocolInfo.defaultMaxLineBytes
         let lines: [String] = [
             "submit p x=" + String(repeating: "[", count: n / 2) + String(repeating: "]", count: n / 2),
@@ -175,9 +175,10 @@ import Testing
             #expect(code == .badArgument || code == .unknownCommand, "\(line.prefix(40))… gave \(String(describing: code))")
         }
         // and a long but valid line still parses
-        let many = "submit p " + (0 ..< 2000).map { "k\($0)=\($0)" }.joined(separator: " ")
-        guard case .submit(let e)? = try? Request.parse(many) else { Issue.record("rejected"); return }
-        #expect(e.overrides.count == 2000 && e.overrides.last == Override("k1999", .number(1999)))
+        let many = "submit p " + (1 ..< ProtocolInfo.maxOverrides).map { "k\($0)=\($0)" }.joined(separator: " ")
+            + " name=\"" + String(repeating: "x", count: n / 2) + "\""
+        guard case .submit(let e) = try Request.parse(many) else { Issue.record("not a submit"); return }
+        #expect(e.overrides.count == ProtocolInfo.maxOverrides && e.overrides.last?.path == "name")
     }
 
     @Test func awkwardListCoversEveryVerb() {
@@ -348,4 +349,163 @@ struct RequestGenerator {
 
 private extension String {
     func replacingSlashes() -> String { String(unicodeScalars.map { $0 == "/" ? "_" : Character($0) }) }
+}
+
+/// Boundary numbers in every numeric argument, and the limits on override paths, override
+/// counts, tags and JSON nesting: the parser answers each with a request whose numbers are in
+/// range or with a ProtocolError, never a trap, and refuses oversized inputs with the limit.
+extension PropertyTests {
+    /// 0, −1, 2⁶³−1, 2⁶³, 2⁶⁴−1, 2⁶⁴, ±1e309, −0, NaN, infinities, underflow, hex, underscores,
+    /// huge exponents, 18- and 40-digit numbers and their neighbours.
+    static let boundaryNumbers: [String] = [
+        "0", "-1", "1", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+        "18446744073709551615", "18446744073709551616", "4294967295", "4294967296", "1e309", "-1e309", "-0", "-0.0", "+0", "+1",
+        "NaN", "nan", "-nan", "inf", "-inf", "Infinity", "1e-400", "-1e-400", "0x10", "1_000", "9e999999999", "-9e999999999",
+        "123456789012345678", "1234567890123456789012345678901234567890", "9007199254740993", "8999999999999999", "9e15",
+        "0.5", "1e", "1e+", ".5", "5.", "--1", "1e15", "999999999999", "1000000000000", "r-999999999999", "r-0", "r--1",
+        "1.0", "1e0", "10000", "10001", "1000", "1001", "-1000", "-1001",
+    ]
+
+    /// Every numeric argument of every verb (`V` is replaced by the boundary value).
+    static let numericTemplates: [String] = [
+        "subscribe since=V", "subscribe run=V", "metrics r-0001 since=V", "metrics V", "logs r-0001 tail=V", "logs V",
+        "priority r-0001 V", "priority V 5", "show V", "pause V", "resume V", "cancel V", "hold V", "release V", "checkpoint V",
+        "list owner=V", "fork V", "fork r-0001 checkpoint=V", "fork r-0001 seed=V", "set V priority=1", "set r-0001 priority=V",
+        "set r-0001 batch_size=V", "submit p priority=V", "submit p epochs=V", "submit p lr_milestones=[V]",
+        "submit p pruning.layers.V.fraction=0.5", "submit spec={\"epochs\":V}", "submit p width=V hold=true",
+    ]
+
+    @Test func boundaryNumbersInEveryNumericArgumentAreInRangeOrRefused() throws {
+        for template in Self.numericTemplates {
+            for v in Self.boundaryNumbers {
+                let line = template.replacingOccurrences(of: "V", with: v)
+                let r: Request
+                do {
+                    r = try Request.parse(line)
+                } catch let e as ProtocolError {
+                    #expect(e.code == .badArgument, "\(line) → \(e)")
+                    continue
+                } catch {
+                    Issue.record("non-ProtocolError \(error) for \(line)")
+                    continue
+                }
+                #expect(try Request.parse(r.rendered) == r, "\(line) rendered as \(r.rendered)")
+                var ids: [RunID] = []
+                var overrides: [Override] = []
+                switch r {
+                case .subscribe(_, let run, _): ids += run.map { [$0] } ?? []
+                case .metrics(let id, _, let since): ids.append(id); #expect(since >= 0, "\(line)")
+                case .logs(let id, let tail): ids.append(id); #expect((1 ... 10_000).contains(tail), "\(line)")
+                case .priority(let id, let p): ids.append(id); #expect((-1000 ... 1000).contains(p), "\(line)")
+                case .show(let id), .pause(let id), .resume(let id), .cancel(let id), .hold(let id), .release(let id), .checkpoint(let id):
+                    ids.append(id)
+                case .fork(let id, _, let e): ids.append(id); overrides = e.overrides
+                case .set(let id, let e):
+                    ids.append(id)
+                    overrides = e.overrides
+                    if let p = e.priority { #expect((-1000 ... 1000).contains(p), "\(line)") }
+                case .submit(let e):
+                    overrides = e.overrides
+                    if let p = e.priority { #expect((-1000 ... 1000).contains(p), "\(line)") }
+                    if let spec = e.spec { #expect(spec.depth <= JSON.maxDepth) }
+                default: break
+                }
+                for id in ids { #expect((1 ... 999_999_999_999).contains(id.number), "\(line) gave \(id.number)") }
+                // A number that reaches a spec is finite; anything else that looks numeric stays a string.
+                for o in overrides {
+                    if case .number(let d) = o.value { #expect(d.isFinite, "\(line)") }
+                    if case .array(let a) = o.value, case .number(let d)? = a.first { #expect(d.isFinite, "\(line)") }
+                }
+            }
+        }
+    }
+
+    @Test func overridePathsAreBoundedInSegmentsAndBytes() throws {
+        let eight = (1 ... ProtocolInfo.maxOverrideSegments).map { "s\($0)" }.joined(separator: ".")
+        guard case .submit(let e) = try Request.parse("submit p \(eight)=1") else { Issue.record("not a submit"); return }
+        #expect(e.overrides == [Override(eight, .number(1))])
+        for (count, verb) in [(9, "submit p"), (10_000, "submit p"), (30_000, "set 1"), (9, "fork 1")] {
+            let path = Array(repeating: "a", count: count).joined(separator: ".")
+            do {
+                _ = try Request.parse("\(verb) \(path)=1")
+                Issue.record("accepted a path of \(count) segments")
+            } catch let e as ProtocolError {
+                #expect(e.code == .badArgument)
+                #expect(e.message.contains("override path 'a.a.a") && e.message.contains("has \(count) segments; at most 8"), "\(e.message)")
+                #expect(e.message.count < 200)
+            }
+        }
+        let longest = String(repeating: "k", count: ProtocolInfo.maxOverridePathBytes)
+        #expect(parseErrorCode("submit p \(longest)=1") == nil)
+        do {
+            _ = try Request.parse("submit p \(longest)k=1")
+            Issue.record("accepted a 257-byte path")
+        } catch let e as ProtocolError {
+            #expect(e.message.contains("is 257 bytes long; at most 256"), "\(e.message)")
+        }
+    }
+
+    @Test func overridesAndTagsPerRequestAreBounded() throws {
+        let max = ProtocolInfo.maxOverrides
+        let ok = "submit p " + (0 ..< max).map { "k\($0)=\($0)" }.joined(separator: " ")
+        #expect(parseErrorCode(ok) == nil)
+        for n in [max + 1, 10_000] {
+            do {
+                _ = try Request.parse("set 1 " + (0 ..< n).map { "k\($0)=\($0)" }.joined(separator: " "))
+                Issue.record("accepted \(n) overrides")
+            } catch let e as ProtocolError {
+                #expect(e.code == .badArgument && e.message.contains("more than \(max) spec overrides"), "\(e.message)")
+            }
+        }
+        let tags = (0 ..< ProtocolInfo.maxTags).map { "t\($0)" }
+        guard case .submit(let e) = try Request.parse("submit p tag=" + tags.joined(separator: ",")) else { Issue.record("not a submit"); return }
+        #expect(e.tags == tags)
+        for line in ["submit p tag=" + (tags + ["x"]).joined(separator: ","),
+                     "fork 1 " + (0 ... 10_000).map { "tag=t\($0)" }.joined(separator: " ")] {
+            do {
+                _ = try Request.parse(line)
+                Issue.record("accepted more than \(ProtocolInfo.maxTags) tags")
+            } catch let e as ProtocolError {
+                #expect(e.code == .badArgument && e.message.contains("at most \(ProtocolInfo.maxTags) per run"), "\(e.message)")
+            }
+        }
+    }
+
+    @Test func jsonNestingIsBounded() throws {
+        func nested(_ n: Int) -> String { String(repeating: "[", count: n) + String(repeating: "]", count: n) }
+        // An override value: at most 16 levels.
+        #expect(parseErrorCode("submit p x=" + nested(ProtocolInfo.maxOverrideValueDepth)) == nil)
+        do {
+            _ = try Request.parse("submit p x=" + nested(ProtocolInfo.maxOverrideValueDepth + 1))
+            Issue.record("accepted a 17-level override value")
+        } catch let e as ProtocolError {
+            #expect(e.message.contains("the value of x nests 17 levels deep; at most 16"), "\(e.message)")
+        }
+        // An inline spec: at most 64 levels; 100,000 are refused at level 65, without recursing further.
+        let deepest = "{\"a\":" + nested(JSON.maxDepth - 1) + "}"
+        #expect(parseErrorCode("submit spec=" + deepest) == nil)
+        for n in [JSON.maxDepth + 1, 100_000] {
+            let inner = String(repeating: "[", count: n - 1) + String(repeating: "]", count: n - 1)
+            do {
+                _ = try Request.parse("submit spec={\"a\":" + inner + "}")
+                Issue.record("accepted \(n) levels")
+            } catch let e as ProtocolError {
+                #expect(e.code == .badArgument && e.message.contains("nesting deeper than 64 levels"), "\(e.message)")
+            }
+        }
+        #expect(throws: JSONParseError.self) { try JSON.parse(nested(1_000_000)) }
+        let three = try JSON.parse("[{\"a\":[]}]")
+        #expect(JSON.number(1).depth == 0 && three.depth == 3)
+    }
+
+    /// `intValue` is the one door from a JSON number to an Int: it must never trap.
+    @Test func jsonIntValueRefusesWhatIsNotAnExactInteger() {
+        let cases: [(Double, Int?)] = [
+            (0, 0), (-0.0, 0), (1, 1), (-1, -1), (8_999_999_999_999_998, 8_999_999_999_999_998), (9e15, nil), (-9e15, nil),
+            (9.223372036854775807e18, nil), (1.8446744073709551615e19, nil), (1e308, nil), (-1e308, nil), (.infinity, nil),
+            (-.infinity, nil), (.nan, nil), (0.5, nil), (-2.5, nil), (1e-320, nil), (.greatestFiniteMagnitude, nil),
+        ]
+        for (d, expected) in cases { #expect(JSON.number(d).intValue == expected, "\(d)") }
+        #expect(JSON.format(-0.0) == "0" && JSON.format(.nan) == "null" && JSON.format(1e300) == "1e+300")
+    }
 }
