@@ -3,6 +3,7 @@
 // workers (RunWorker) only meet here. `Daemon.run()` is the entry point `pruned daemon` calls.
 import Checkpointing
 import Control
+import CSystemd
 import Engine
 import Foundation
 import PrunedJSON
@@ -104,6 +105,10 @@ public final class Daemon: @unchecked Sendable {
 
     /// Replays the ledger and recovers runs that were running when the daemon last stopped.
     public init(configuration: DaemonConfiguration, logger: Logger = Logger()) throws {
+        // glibc gives every thread that allocates its own heap arena and keeps freed pages in
+        // it; run threads come and go, so a few shared arenas (and malloc_trim after each run,
+        // in RunWorker) let an idle daemon return to about its fresh size.
+        _ = mallopt(M_ARENA_MAX, Int32(clamping: configuration.runs + 1))
         config = configuration
         self.logger = logger
         var bytes = [UInt8](repeating: 0, count: 6)

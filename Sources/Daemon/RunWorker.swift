@@ -6,6 +6,7 @@ import Engine
 import Foundation
 import RunLayout
 import Training
+import CSystemd
 
 final class RunWorker {
     let id: RunID
@@ -80,6 +81,10 @@ final class RunWorker {
             outcome = .failed(reason)
         }
         daemon.workerFinished(id, outcome)
+        // The run's model, activations and dataset are freed by now, but glibc keeps freed heap
+        // pages in its arenas (one per thread that allocated): hand them back to the system so
+        // that an idle daemon returns to about its fresh size.
+        malloc_trim(0)
     }
 
     /// Appends a time-stamped line to the run's log file (best effort).
