@@ -48,7 +48,7 @@ let package = Package(
                     exclude: ["Fixtures"], swiftSettings: plain),
         .testTarget(name: "ResultsTests", dependencies: ["Results", "PrunedJSON"], swiftSettings: plain),
         .testTarget(name: "ControlTests", dependencies: ["Control", "PrunedJSON", "Results"], swiftSettings: plain),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Control", "Training", "PrunedJSON", "Checkpointing", "Results"], swiftSettings: plain),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Control", "ControlClient", "Training", "PrunedJSON", "Checkpointing", "Results"], swiftSettings: plain),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "PrunedJSON"], swiftSettings: plain),
     ]
 )
