@@ -150,8 +150,8 @@ extension Daemon {
         }
         if !peer.admin && peer.uid != 0 && peer.uid != getuid() {
             // Not the daemon's own rights: only what this peer could read, or the data root.
+            // Past this check the peer may know whether the path exists, so the next may say so.
             try PeerAccess.checkDataset(kind: spec.data.kind, path: spec.data.path, who: PeerAccess.identity(of: peer), dataRoot: dataRoot)
-            return (spec.json, spec)
         }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: spec.data.path, isDirectory: &isDir), isDir.boolValue else {
