@@ -8,8 +8,9 @@
 // refused and a path missing get the same error, so the daemon is no existence oracle.
 //
 // Paths are resolved here component by component, as the kernel would for that user: a name is
-// looked up in a directory only if the user may search it (or the directory is under the data
-// root); symbolic links and ".." are followed on the real, symlink-free path. Permission comes
+// looked up in a directory only if the user may search it, or the directory is under the data
+// root, or the name leads down to the data root; symbolic links and ".." are followed on the
+// real, symlink-free path. Permission comes
 // from the mode bits with the kernel's owner / group / other precedence; POSIX ACLs are not
 // consulted (a user granted access only by an ACL entry is refused; the group class of a file
 // with an ACL is its mask, an upper bound).
@@ -110,7 +111,7 @@ enum PeerAccess {
     }
 
     /// Resolves the absolute `path` as `who` would, looking names up only in directories `who`
-    /// may search or that lie under `root` (a real path).
+    /// may search or that lie under `root` (a real path), or on the way down to `root`.
     static func resolve(_ path: String, as who: AccessIdentity, root: String?) -> Lookup {
         guard path.hasPrefix("/") else { return .denied }
         var current = "/"
@@ -122,14 +123,19 @@ enum PeerAccess {
             guard lstat(current, &dir) == 0 else { return .denied }
             // A name after a file: ENOTDIR, which the user could see as well as we do.
             guard dir.st_mode & S_IFMT == S_IFDIR else { return .missing }
-            guard isUnder(current, root: root) || permits(owner: dir.st_uid, group: dir.st_gid, mode: dir.st_mode, who: who, want: search) else {
+            let next = name == ".." ? parent(current) : current == "/" ? "/" + name : current + "/" + name
+            // Under the root anything may be looked up; above it only the way down to the root
+            // (so a root inside a directory the user cannot search stays usable, and reveals
+            // nothing about that directory's other entries).
+            let towardRoot = root.map { isUnder($0, root: next) && isUnder($0, root: current) } ?? false
+            guard isUnder(current, root: root) || towardRoot
+                    || permits(owner: dir.st_uid, group: dir.st_gid, mode: dir.st_mode, who: who, want: search) else {
                 return .denied
             }
             if name == ".." {
-                current = parent(current)
+                current = next
                 continue
             }
-            let next = current == "/" ? "/" + name : current + "/" + name
             var st = stat()
             guard lstat(next, &st) == 0 else { return errno == ENOENT || errno == ENOTDIR ? .missing : .denied }
             if st.st_mode & S_IFMT == S_IFLNK {

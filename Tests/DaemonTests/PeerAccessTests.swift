@@ -94,6 +94,14 @@ struct PeerAccessTests {
         try makeDirectory(base + "/closed", mode: 0o700)
         #expect(r(base + "/link/file", root: base + "/closed") == .found(base + "/closed/inner/file"))
         #expect(r(base + "/closed/absent", root: base + "/closed") == .missing)
+        // A data root inside a directory the user cannot search: the way down to it is open,
+        // the rest of that directory is not (no oracle for its other entries).
+        let inner = base + "/closed/inner"
+        #expect(r(base + "/closed/inner/file", root: inner) == .found(base + "/closed/inner/file"))
+        #expect(r(base + "/closed/inner/../inner/file", root: inner) == .found(base + "/closed/inner/file"))
+        #expect(r(base + "/closed/absent", root: inner) == .denied)
+        #expect(r(base + "/closed/inner/../absent", root: inner) == .denied)
+        #expect(r(base + "/link/file", root: inner) == .found(base + "/closed/inner/file"))
     }
 
     @Test func datasetsMustBeReadableByThePeerOrUnderTheDataRoot() throws {
