@@ -49,7 +49,7 @@ let package = Package(
                     exclude: ["Fixtures"], swiftSettings: plain),
         .testTarget(name: "ResultsTests", dependencies: ["Results", "PrunedJSON"], swiftSettings: plain),
         .testTarget(name: "ControlTests", dependencies: ["Control", "PrunedJSON", "Results"], swiftSettings: plain),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Control", "Training", "PrunedJSON", "Checkpointing", "Results", "RunLayout"], swiftSettings: plain),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Control", "ControlClient", "Training", "PrunedJSON", "Checkpointing", "Results", "RunLayout"], swiftSettings: plain),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "PrunedJSON", "Checkpointing"], swiftSettings: plain),
     ]
 )

@@ -12,6 +12,7 @@ public struct ClientError: Error, CustomStringConvertible {
 
 /// Where the daemon's socket is: $PRUNED_SOCKET, else the systemd path when it exists, else the
 /// user-mode path ($XDG_RUNTIME_DIR/pruned/control.sock), else /tmp/pruned-UID/control.sock.
+/// ControlConnection checks the chosen path's directory (SocketDirectory) before connecting.
 public enum SocketLocator {
     public static let systemPath = "/run/pruned/control.sock"
 
@@ -38,16 +39,12 @@ public final class ControlConnection {
     /// Connects and reads the greeting. `timeout` bounds every later read (nil: wait forever).
     public init(path: String, timeout: Double? = 30) throws {
         self.path = path
-        guard path.utf8.count < 108 else { throw ClientError("socket path \(path) is too long (Unix limit 107 bytes)") }
+        guard path.utf8.count <= UnixSocketAddress.maxPathBytes else { throw ClientError("socket path \(path) is too long (Unix limit 107 bytes)") }
+        // A directory another user owns or can write to may hold a fake daemon: refuse it.
+        do { try SocketDirectory.check(socketPath: path) } catch let e as SocketDirectoryError { throw ClientError(e.description) }
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard s >= 0 else { throw ClientError("socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let rc = UnixSocketAddress.withAddress(path) { connect(s, $0, $1) }
         guard rc == 0 else {
             let e = errno
             close(s)

@@ -3,6 +3,7 @@
 // replies with pipelining, deferred replies, event delivery, limits, and the wake pipe that
 // workers and signal handlers use. A slow client only ever fills its own buffer.
 import Control
+import ControlClient
 import Foundation
 import PrunedJSON
 import Training
@@ -106,19 +107,25 @@ final class ControlServer {
 
     /// Binds `path`, refusing when a live daemon answers there and replacing a stale socket file.
     static func bind(_ path: String) throws -> Int32 {
-        guard path.utf8.count < 108 else { throw DaemonError("socket path \(path) is longer than 107 bytes (the Unix limit)") }
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
-            guard mkdir(dir, 0o700) == 0 || errno == EEXIST else {
+        guard path.utf8.count <= UnixSocketAddress.maxPathBytes else { throw DaemonError("socket path \(path) is longer than 107 bytes (the Unix limit)") }
+        let dir = SocketDirectory.directory(of: path)
+        var dst = stat()
+        if lstat(dir, &dst) != 0 && errno == ENOENT {
+            if mkdir(dir, 0o700) == 0 {
+                _ = chmod(dir, 0o700)   // exactly 0700 whatever the umask
+            } else if errno != EEXIST {
                 throw DaemonError("cannot create the socket directory \(dir): \(String(cString: strerror(errno)))")
             }
         }
+        // Another user's directory (or one others can write to) could be used to swap our socket
+        // for a fake daemon's: refuse it (SocketDirectory states the rule).
+        do { try SocketDirectory.check(socketPath: path) } catch let e as SocketDirectoryError { throw DaemonError(e.description) }
         var st = stat()
         if lstat(path, &st) == 0 {
             guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw DaemonError("\(path) exists and is not a socket; refusing to replace it") }
             let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(probe) }
-            if withAddress(path, { connect(probe, $0, $1) }) == 0 {
+            if UnixSocketAddress.withAddress(path, { connect(probe, $0, $1) }) == 0 {
                 throw DaemonError("another pruned daemon is already answering on \(path)")
             }
             unlink(path)
@@ -127,23 +134,11 @@ final class ControlServer {
         guard fd >= 0 else { throw DaemonError("socket: \(String(cString: strerror(errno)))") }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         let old = umask(0o117)
-        let rc = withAddress(path) { Glibc.bind(fd, $0, $1) }
+        let rc = UnixSocketAddress.withAddress(path) { Glibc.bind(fd, $0, $1) }
         umask(old)
         guard rc == 0 else { let e = String(cString: strerror(errno)); close(fd); throw DaemonError("cannot bind \(path): \(e)") }
         guard listen(fd, 128) == 0 else { let e = String(cString: strerror(errno)); close(fd); throw DaemonError("listen on \(path): \(e)") }
         return fd
-    }
-
-    static func withAddress(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() where i < raw.count - 1 { raw[i] = b }
-        }
-        return withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
     }
 
     func now() -> Double { Trainer.monotonicSeconds() }
@@ -271,13 +266,13 @@ final class ControlServer {
             guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 else { close(fd); continue }
             let name = ControlServer.userName(cred.1)
             let peer = Peer(pid: cred.0, uid: cred.1, gid: cred.2, name: name, admin: cred.1 == 0 || cred.1 == getuid() || isMember(uid: cred.1, gid: cred.2, name: name, of: adminGID))
-            if connections.count >= daemon.config.maxConnections {
-                rejectNow(fd, .error(ProtocolError(.busy, "too many connections (\(daemon.config.maxConnections)); try again later")))
-                continue
-            }
             if let g = allowedGID, peer.uid != 0, peer.uid != getuid(), !isMember(uid: peer.uid, gid: peer.gid, name: name, of: g) {
                 daemon.logger.log(.warning, "refused a connection from uid \(peer.uid) (\(name)), not in group \(daemon.config.allowedGroup ?? "")")
                 rejectNow(fd, .error(ProtocolError(.permissionDenied, "user \(name) is not in the group \(daemon.config.allowedGroup ?? "")")))
+                continue
+            }
+            if let busy = ControlServer.connectionLimit(peer: peer, open: connections.values.map(\.peer.uid), config: daemon.config) {
+                rejectNow(fd, .error(ProtocolError(.busy, busy)))
                 continue
             }
             let c = Connection(fd: fd, peer: peer, now: now())
@@ -289,6 +284,29 @@ final class ControlServer {
             ])))
             flush(c)
         }
+    }
+
+    /// Why a new connection from `peer` is refused while connections of the uids `open` are held,
+    /// or nil. Every peer is bound by `maxConnections`; a non-admin peer also by
+    /// `maxConnectionsPerUser` for its uid and by the slots reserved for root, the daemon's user
+    /// and admins, so that one user cannot lock everybody else out.
+    static func connectionLimit(peer: Peer, open: [UInt32], config: DaemonConfiguration) -> String? {
+        let total = config.maxConnections
+        if open.count >= total {
+            return "too many connections (\(total), the daemon's limit --max-connections); try again later"
+        }
+        if peer.admin { return nil }
+        let mine = open.filter { $0 == peer.uid }.count
+        if mine >= config.maxConnectionsPerUser {
+            return "too many connections from uid \(peer.uid) (\(peer.name)): \(mine) open, the per-user limit is "
+                + "\(config.maxConnectionsPerUser) (--max-connections-per-user); close some and try again"
+        }
+        let reserved = max(0, min(config.reservedConnections, total))
+        if open.count >= total - reserved {
+            return "too many connections (\(open.count) of \(total) in use; the last \(reserved) are reserved for root, "
+                + "the daemon's user and admins, --reserved-connections); try again later"
+        }
+        return nil
     }
 
     func rejectNow(_ fd: Int32, _ reply: Reply) {
@@ -308,13 +326,7 @@ final class ControlServer {
     func isMember(uid: UInt32, gid: UInt32, name: String, of group: gid_t?) -> Bool {
         guard let group else { return false }
         if gid == group { return true }
-        var count: Int32 = 64
-        var groups = [gid_t](repeating: 0, count: Int(count))
-        if getgrouplist(name, gid, &groups, &count) < 0 {
-            groups = [gid_t](repeating: 0, count: Int(count))
-            guard getgrouplist(name, gid, &groups, &count) >= 0 else { return false }
-        }
-        return groups.prefix(Int(count)).contains(group)
+        return PeerAccess.groupList(name: name, gid: gid).contains(group)
     }
 
     // MARK: reading and framing

@@ -26,6 +26,10 @@ public struct DaemonConfiguration: Sendable {
     /// Members of this group may change anybody's runs.
     public var adminGroup: String?
     public var maxConnections = 128
+    /// Connections one non-admin uid may hold at once (root, the daemon's user and admins are exempt).
+    public var maxConnectionsPerUser = 32
+    /// The last this-many of `maxConnections` are for root, the daemon's user and admins only.
+    public var reservedConnections = 16
     /// Seconds a connection may stay silent (subscribers excepted) before it is closed.
     public var idleTimeout: Double = 900
     public var maxLineBytes = ProtocolInfo.defaultMaxLineBytes
@@ -296,6 +300,21 @@ public final class Daemon: @unchecked Sendable {
             r.finished = now()
             commitQuietlyLocked(r)
             return true
+        }
+        // The dataset again, with the owner's rights and groups as they are now: a directory that
+        // passed at submit time may since have become (or been swapped for a symbolic link to)
+        // something its owner cannot read. This narrows the window to the moments between this
+        // check and the worker opening the files by path; it does not close it.
+        if !PeerAccess.isExempt(uid: r.owner, adminGroup: config.adminGroup) {
+            do {
+                try PeerAccess.checkDataset(kind: spec.data.kind, path: spec.data.path, who: PeerAccess.identity(uid: r.owner), dataRoot: dataRoot)
+            } catch {
+                r.state = .failed
+                r.reason = (error as? ProtocolError)?.message ?? "\(error)"
+                r.finished = now()
+                commitQuietlyLocked(r)
+                return true
+            }
         }
         do { try commitLocked(r) } catch {
             // Not durable: do not start (a crash would lose the fact it ran). Retried on the next change.

@@ -113,8 +113,9 @@ extension Daemon {
 
     // MARK: specs
 
-    /// Builds and validates the canonical spec JSON from a preset or inline spec plus overrides.
-    func buildSpec(base: JSON?, preset: String?, overrides: [Override]) throws -> (JSON, RunSpec) {
+    /// Builds and validates the canonical spec JSON from a preset or inline spec plus overrides,
+    /// with a dataset `peer` may use (PeerAccess).
+    func buildSpec(base: JSON?, preset: String?, overrides: [Override], peer: Peer) throws -> (JSON, RunSpec) {
         var json: JSON
         var rest = overrides
         if let preset {
@@ -147,6 +148,11 @@ extension Daemon {
             try spec.validateAgainstModel()
         } catch let e as SpecError {
             throw ProtocolError(.badSpec, e.description)
+        }
+        if !peer.admin && peer.uid != 0 && peer.uid != getuid() {
+            // Not the daemon's own rights: only what this peer could read, or the data root.
+            // Past this check the peer may know whether the path exists, so the next may say so.
+            try PeerAccess.checkDataset(kind: spec.data.kind, path: spec.data.path, who: PeerAccess.identity(of: peer), dataRoot: dataRoot)
         }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: spec.data.path, isDirectory: &isDir), isDir.boolValue else {
@@ -184,7 +190,7 @@ extension Daemon {
 
     func submit(_ e: RunEdits, peer: Peer) throws -> Reply {
         if e.preset != nil && e.spec != nil { throw ProtocolError(.badArgument, "submit: give a preset or spec={...}, not both") }
-        let (json, spec) = try buildSpec(base: e.spec, preset: e.preset, overrides: e.overrides)
+        let (json, spec) = try buildSpec(base: e.spec, preset: e.preset, overrides: e.overrides, peer: peer)
         let source = JSON.object([("preset", e.preset.map { .string($0) } ?? .null),
                                   ("overrides", .object(e.overrides.map { ($0.path, $0.value) }))])
         return try create(json: json, spec: spec, source: source, edits: e, peer: peer, forkOf: nil)
@@ -269,7 +275,7 @@ extension Daemon {
             guard (r.state == .queued || r.state == .held) && r.starts == 0 && r.forkOf == nil else {
                 throw ProtocolError(.badState, "\(id) is \(r.state.rawValue)\(r.starts > 0 ? " and has started" : ""): its spec can no longer change; fork it instead")
             }
-            let (json, _) = try buildSpec(base: r.spec, preset: nil, overrides: e.overrides)
+            let (json, _) = try buildSpec(base: r.spec, preset: nil, overrides: e.overrides, peer: peer)
             r.spec = json
             if let s = try? RunSpec(json: json) { r.epochs = s.epochs }
         }
@@ -304,7 +310,7 @@ extension Daemon {
             }
             throw ProtocolError(.notFound, "\(id) has no checkpoint to fork from yet")
         }
-        let (json, spec) = try buildSpec(base: src.spec, preset: nil, overrides: e.overrides)
+        let (json, spec) = try buildSpec(base: src.spec, preset: nil, overrides: e.overrides, peer: peer)
         var edits = e
         if edits.group == nil { edits.group = src.group }
         if edits.tags == nil { edits.tags = src.tags }

@@ -1,6 +1,8 @@
 // Parsers for the on-disk dataset formats: CIFAR binary records and IDX (MNIST-style) files,
 // raw or gzipped (zlib streaming inflate). Every defect in a file becomes a DatasetError that
-// names the file and the problem; nothing here traps on input.
+// names the file and the problem; nothing here traps on input. The messages say what was
+// expected and never print values read from the file (magic numbers, header fields, labels):
+// they reach clients of the daemon, who must not learn a file's contents through them.
 import CZlib
 import Foundation
 
@@ -22,7 +24,7 @@ extension DatasetLoader {
         }
         var pixels = [UInt8](repeating: 0, count: count * ImageSet.imageBytes)
         var labels = [Int32](repeating: 0, count: count)
-        var bad: (record: Int, value: UInt8)? = nil
+        var bad: Int? = nil
         bytes.withUnsafeBufferPointer { inBuf in
             let src = inBuf.baseAddress!
             pixels.withUnsafeMutableBufferPointer { pxBuf in
@@ -31,7 +33,7 @@ extension DatasetLoader {
                     for i in 0 ..< count {
                         let record = src + i &* recordSize
                         let label = record[labelBytes &- 1]
-                        if Int(label) >= classes { bad = (i, label); return }
+                        if Int(label) >= classes { bad = i; return }
                         lbBuf[i] = Int32(label)
                         (dst + i &* ImageSet.imageBytes).update(from: record + labelBytes, count: ImageSet.imageBytes)
                     }
@@ -39,8 +41,7 @@ extension DatasetLoader {
             }
         }
         if let bad {
-            throw DatasetError(file: file, problem:
-                "label out of range: record \(bad.record) has label \(bad.value), expected 0…\(classes - 1)")
+            throw DatasetError(file: file, problem: "label out of range in record \(bad): expected 0…\(classes - 1)")
         }
         return ImageSet(pixels: pixels, labels: labels, classes: classes)
     }
@@ -53,30 +54,28 @@ extension DatasetLoader {
         let imageDims = try idxHeader(imageBytes, file: images, magic: 0x0000_0803, what: "IDX images", dimensions: 3)
         let n = imageDims[0]
         guard imageDims[1] == 28, imageDims[2] == 28 else {
-            throw DatasetError(file: images, problem:
-                "wrong IDX dimensions \(imageDims[0])×\(imageDims[1])×\(imageDims[2]), expected N×28×28")
+            throw DatasetError(file: images, problem: "wrong IDX dimensions: expected N×28×28 images")
         }
         let labelBytes = try readMaybeGzip(labels)
         let labelDims = try idxHeader(labelBytes, file: labels, magic: 0x0000_0801, what: "IDX labels", dimensions: 1)
         guard labelDims[0] == n else {
             throw DatasetError(file: labels, problem:
-                "count mismatch: \(labelDims[0]) labels but \(n) images in \((images as NSString).lastPathComponent)")
+                "count mismatch: the header's label count differs from the image count of \((images as NSString).lastPathComponent)")
         }
         try expectPayload(imageBytes, file: images, header: 16, count: n, itemBytes: 784, what: "images of 28×28 bytes")
         try expectPayload(labelBytes, file: labels, header: 8, count: n, itemBytes: 1, what: "labels")
 
         var out = [Int32](repeating: 0, count: n)
-        var bad: (record: Int, value: UInt8)? = nil
+        var bad: Int? = nil
         labelBytes.withUnsafeBufferPointer { lb in
             for i in 0 ..< n {
                 let v = lb[8 &+ i]
-                if v >= 10 { bad = (i, v); break }
+                if v >= 10 { bad = i; break }
                 out[i] = Int32(v)
             }
         }
         if let bad {
-            throw DatasetError(file: labels, problem:
-                "label out of range: record \(bad.record) has label \(bad.value), expected 0…9")
+            throw DatasetError(file: labels, problem: "label out of range in record \(bad): expected 0…9")
         }
         var pixels = [UInt8](repeating: 0, count: n * ImageSet.imageBytes)
         imageBytes.withUnsafeBufferPointer { inBuf in
@@ -108,9 +107,8 @@ extension DatasetLoader {
         guard bytes.count >= 4 else {
             throw DatasetError(file: file, problem: "truncated header: \(bytes.count) bytes, need \(headerSize) (\(what))")
         }
-        let found = bigEndian32(bytes, 0)
-        guard found == magic else {
-            throw DatasetError(file: file, problem: "bad magic \(hex(found)), expected \(hex(magic)) (\(what))")
+        guard bigEndian32(bytes, 0) == magic else {
+            throw DatasetError(file: file, problem: "bad magic: expected \(what), which start with \(hex(magic))")
         }
         guard bytes.count >= headerSize else {
             throw DatasetError(file: file, problem: "truncated header: \(bytes.count) bytes, need \(headerSize) (\(what))")
@@ -124,13 +122,13 @@ extension DatasetLoader {
         let payload = bytes.count - header
         if payload < expected {
             throw DatasetError(file: file, problem:
-                "truncated: payload has \(payload) bytes, \(count) \(what) need \(expected)")
+                "truncated: the payload after the header has \(payload) bytes, fewer than the header's count of \(what) needs")
         }
         if payload > expected {
             throw DatasetError(file: file, problem:
-                "wrong size: payload has \(payload) bytes, \(count) \(what) need exactly \(expected) (\(payload - expected) extra)")
+                "wrong size: the payload after the header has \(payload) bytes, more than the header's count of \(what) needs")
         }
-        if count == 0 { throw DatasetError(file: file, problem: "no records (header says 0 \(what))") }
+        if count == 0 { throw DatasetError(file: file, problem: "no records (the header's count of \(what) is zero)") }
     }
 
     private static func bigEndian32(_ b: [UInt8], _ at: Int) -> UInt32 {

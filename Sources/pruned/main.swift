@@ -35,6 +35,8 @@ struct DaemonCommand: ParsableCommand {
     @Option(name: .long, help: "Only this group's members (and root and the daemon's user) may connect.") var allowedGroup: String?
     @Option(name: .long, help: "This group's members may change anybody's runs and drain the daemon.") var adminGroup: String?
     @Option(name: .long, help: "Maximum simultaneous connections.") var maxConnections = 128
+    @Option(name: .long, help: "Maximum simultaneous connections of one user; root, the daemon's user and admins are exempt (default: a quarter of --max-connections, at most 32).") var maxConnectionsPerUser: Int?
+    @Option(name: .long, help: "Connections that only root, the daemon's user and admins may use (default: an eighth of --max-connections, at most 16).") var reservedConnections: Int?
     @Option(name: .long, help: "Seconds before a silent connection is closed (subscribers excepted).") var idleTimeout: Double = 900
     @Option(name: .long, help: "Maximum request line length in bytes.") var maxLine = ProtocolInfo.defaultMaxLineBytes
     @Option(name: .long, help: "Relative dataset paths in specs resolve against this directory (default: the state directory).") var dataRoot: String?
@@ -45,6 +47,12 @@ struct DaemonCommand: ParsableCommand {
         if let threads, !(1 ... 256).contains(threads) { throw ValidationError("--threads must be in 1…256") }
         guard onStart == "resume" || onStart == "hold" else { throw ValidationError("--on-start must be resume or hold") }
         guard (1 ... 100_000).contains(maxConnections) else { throw ValidationError("--max-connections must be in 1…100000") }
+        if let n = maxConnectionsPerUser, !(1 ... maxConnections).contains(n) {
+            throw ValidationError("--max-connections-per-user must be in 1…\(maxConnections) (--max-connections)")
+        }
+        if let n = reservedConnections, !(0 ..< maxConnections).contains(n) {
+            throw ValidationError("--reserved-connections must be in 0…\(maxConnections - 1) (below --max-connections)")
+        }
         guard idleTimeout > 0, stallLimit > 0 else { throw ValidationError("timeouts must be positive") }
         guard (256 ... (64 << 20)).contains(maxLine) else { throw ValidationError("--max-line must be in 256…67108864") }
     }
@@ -72,6 +80,8 @@ struct DaemonCommand: ParsableCommand {
         config.allowedGroup = allowedGroup
         config.adminGroup = adminGroup
         config.maxConnections = maxConnections
+        config.maxConnectionsPerUser = maxConnectionsPerUser ?? min(32, max(1, maxConnections / 4))
+        config.reservedConnections = reservedConnections ?? min(16, maxConnections / 8)
         config.idleTimeout = idleTimeout
         config.maxLineBytes = maxLine
         config.dataRoot = dataRoot

@@ -4,6 +4,7 @@
 // or not a socket, and plain stderr logging without journald.
 import Checkpointing
 import Control
+import ControlClient
 @testable import Daemon
 import Foundation
 import PrunedJSON
@@ -163,7 +164,7 @@ private final class NotifyListener {
         self.path = path
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError(description: "socket") }
-        let rc = ControlServer.withAddress(path) { bind(fd, $0, $1) }
+        let rc = UnixSocketAddress.withAddress(path) { bind(fd, $0, $1) }
         guard rc == 0 else { close(fd); throw ClientError(description: "bind \(path): \(String(cString: strerror(errno)))") }
         var tv = timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

@@ -205,7 +205,7 @@ private func syntheticSet(count: Int, seed: UInt64) -> ImageSet {
         #expect(t100.labels == [99, 42] && e100.labels == [7] && t100.classes == 100)
         #expect(t100.pixels[0 ..< 3072] == cifarRecords([[3, 99]])[2...])
         try write(cifarRecords([[3, 100]]), c100 + "/test.bin")
-        expectDatasetError(file: "test.bin", mentions: ["record 0", "label 100"]) { try DatasetLoader.load(.cifar100, from: c100) }
+        expectDatasetError(file: "test.bin", mentions: ["record 0", "expected 0…99"]) { try DatasetLoader.load(.cifar100, from: c100) }
     }
 
     @Test func malformedCIFAR() throws {
@@ -218,7 +218,7 @@ private func syntheticSet(count: Int, seed: UInt64) -> ImageSet {
         }
         let badLabel = dir + "/label10.bin"
         try write(cifarRecords([[1], [2], [10]]), badLabel)
-        expectDatasetError(file: "label10.bin", mentions: ["record 2", "label 10", "out of range"]) {
+        expectDatasetError(file: "label10.bin", mentions: ["record 2", "out of range", "expected 0…9"]) {
             try DatasetLoader.readCIFAR(file: badLabel, labelBytes: 1, classes: 10)
         }
         let empty = dir + "/empty.bin"
@@ -245,11 +245,11 @@ private func syntheticSet(count: Int, seed: UInt64) -> ImageSet {
 
         let badMagic = dir + "/train-images-idx3-ubyte"
         try write(idxImages(count: 3, magic: 0x801), badMagic)
-        expectDatasetError(file: "train-images-idx3-ubyte", mentions: ["bad magic 0x00000801", "expected 0x00000803"]) {
+        expectDatasetError(file: "train-images-idx3-ubyte", mentions: ["bad magic", "IDX images", "0x00000803"]) {
             try DatasetLoader.readIDX(images: badMagic, labels: labels)
         }
         // An image file given as the label file.
-        expectDatasetError(file: "images", mentions: ["bad magic 0x00000803", "expected 0x00000801"]) {
+        expectDatasetError(file: "images", mentions: ["bad magic", "IDX labels", "0x00000801"]) {
             try DatasetLoader.readIDX(images: images, labels: images)
         }
         let truncated = dir + "/truncated-images"
@@ -264,17 +264,17 @@ private func syntheticSet(count: Int, seed: UInt64) -> ImageSet {
         }
         let dims = dir + "/dims"
         try write(idxImages(count: 3, rows: 27), dims)
-        expectDatasetError(file: "dims", mentions: ["dimensions", "3×27×28"]) {
+        expectDatasetError(file: "dims", mentions: ["dimensions", "N×28×28"]) {
             try DatasetLoader.readIDX(images: dims, labels: labels)
         }
         let fewer = dir + "/fewer-labels"
         try write(idxLabels([1, 2]), fewer)
-        expectDatasetError(file: "fewer-labels", mentions: ["count mismatch", "2 labels", "3 images"]) {
+        expectDatasetError(file: "fewer-labels", mentions: ["count mismatch", "image count"]) {
             try DatasetLoader.readIDX(images: images, labels: fewer)
         }
         let label12 = dir + "/label12"
         try write(idxLabels([1, 12, 3]), label12)
-        expectDatasetError(file: "label12", mentions: ["record 1", "label 12", "out of range"]) {
+        expectDatasetError(file: "label12", mentions: ["record 1", "out of range"]) {
             try DatasetLoader.readIDX(images: images, labels: label12)
         }
         let empty = dir + "/empty"

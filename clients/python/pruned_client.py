@@ -22,18 +22,22 @@ A ``Client`` is not thread-safe: give each thread its own.
 import json
 import math
 import os
+import pwd
 import re
 import select
 import socket
+import stat
 import sys
 import time
 
 __all__ = [
-    "Client", "EventStream", "PrunedError", "ProtocolViolation", "TERMINAL_STATES",
-    "default_socket_path", "quote", "render_value", "render_request",
+    "Client", "EventStream", "PrunedError", "ProtocolViolation", "UnsafeSocketError", "TERMINAL_STATES",
+    "default_socket_path", "check_socket_path", "socket_rule", "quote", "render_value", "render_request",
 ]
 
 SYSTEM_SOCKET = "/run/pruned/control.sock"
+#: The system service's user (systemd/sysusers.d/pruned.conf); it may own /run/pruned.
+SYSTEM_USER = "pruned"
 #: States a run never leaves by itself.
 TERMINAL_STATES = ("completed", "failed", "cancelled")
 
@@ -48,6 +52,12 @@ class PrunedError(Exception):
         super().__init__("%s %s" % (code, message) if message else code)
         self.code = code
         self.message = message
+
+
+class UnsafeSocketError(Exception):
+    """The socket's directory, a directory above it, or the socket itself belongs to or is
+    writable by another user, who could have put a fake daemon there: the client refuses to
+    connect. Not an OSError, so that nothing retries it."""
 
 
 class ProtocolViolation(ConnectionError):
@@ -72,6 +82,119 @@ def default_socket_path(env=None, exists=os.path.exists, uid=None):
     if exists(tmp):
         return tmp
     return xdg + "/pruned/control.sock" if xdg else tmp
+
+
+def _dirname(path):
+    """The directory part of a path, as prunectl computes it ("." for a bare name)."""
+    p = path.rstrip("/") or "/"
+    if "/" not in p:
+        return "."
+    d = p[:p.rindex("/")].rstrip("/")
+    return d or "/"
+
+
+def _normalised(path):
+    parts = [x for x in path.split("/") if x not in ("", ".")]
+    return ("/" if path.startswith("/") else "") + "/".join(parts)
+
+
+def _describe(uid):
+    try:
+        return "uid %d (%s)" % (uid, pwd.getpwuid(uid).pw_name)
+    except KeyError:
+        return "uid %d" % uid
+
+
+def socket_rule(path, env=None, uid=None):
+    """'private' for the per-user fallbacks ($XDG_RUNTIME_DIR/pruned/..., /tmp/pruned-UID/...),
+    'shared' for every other socket directory (/run/pruned, explicit paths)."""
+    env = os.environ if env is None else env
+    uid = os.geteuid() if uid is None else uid
+    d = _normalised(_dirname(path))
+    if d == "/tmp/pruned-%d" % uid:
+        return "private"
+    xdg = env.get("XDG_RUNTIME_DIR")
+    if xdg and d == _normalised(xdg + "/pruned"):
+        return "private"
+    return "shared"
+
+
+def check_socket_path(path, env=None, uid=None):
+    """Raises UnsafeSocketError unless the socket's directory, the directories above it and the
+    socket follow prunectl's rule (docs/PROTOCOL.md, Security): a private directory is a real
+    directory (not a symbolic link) owned by you with mode exactly 0700; a shared one is owned by
+    root, you or the `pruned` user and not writable by group or others; every directory above is
+    owned by one of those and not writable by group or others unless sticky (like /tmp); an
+    existing socket is a socket owned by you or root (shared: or the `pruned` user). A directory
+    that does not exist passes (connecting fails anyway)."""
+    uid = os.geteuid() if uid is None else uid
+    rule = socket_rule(path, env, uid)
+    owners = {0, uid}
+    if rule == "shared":
+        try:
+            owners.add(pwd.getpwnam(SYSTEM_USER).pw_uid)
+        except KeyError:
+            pass
+    names = " or ".join(_describe(u) for u in sorted(owners))
+    d = _dirname(path)
+    try:
+        st = os.lstat(d)
+    except OSError:
+        return
+    mode = stat.S_IMODE(st.st_mode)
+    if rule == "private":
+        expected = "a directory owned by %s with mode 0700" % _describe(uid)
+        why = (" (another user may have created it to intercept your requests: remove it, "
+               "or set XDG_RUNTIME_DIR)")
+    else:
+        expected = "a directory owned by %s and not writable by group or others" % names
+        why = " (whoever can write there can replace the socket with a fake daemon)"
+    if not stat.S_ISDIR(st.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
+        raise UnsafeSocketError("refusing the socket directory %s: it is %s, owned by %s; expected %s%s"
+                                % (d, what, _describe(st.st_uid), expected, why))
+    if rule == "private":
+        ok = st.st_uid == uid and mode == 0o700
+    else:
+        ok = st.st_uid in owners and mode & 0o022 == 0
+    if not ok:
+        raise UnsafeSocketError("refusing the socket directory %s: owned by %s with mode %04o; expected %s%s"
+                                % (d, _describe(st.st_uid), mode, expected, why))
+    above = {0, uid}
+    try:
+        above.add(pwd.getpwnam(SYSTEM_USER).pw_uid)
+    except KeyError:
+        pass
+    p = os.path.realpath(_dirname(d))
+    while True:
+        try:
+            a = os.lstat(p)
+        except OSError:
+            a = None
+        if a is not None:
+            m = stat.S_IMODE(a.st_mode)
+            if a.st_uid not in above or (m & 0o022 and not m & stat.S_ISVTX):
+                raise UnsafeSocketError(
+                    "refusing the socket directory %s: the directory above it, %s, is owned by %s with mode %04o; "
+                    "expected one owned by %s and not writable by group or others unless sticky (like /tmp), "
+                    "since whoever can write there can replace %s"
+                    % (d, p, _describe(a.st_uid), m, " or ".join(_describe(u) for u in sorted(above)), d))
+        if p == "/":
+            break
+        p = _dirname(p)
+    try:
+        s = os.lstat(path)
+    except OSError:
+        return
+    sock_owners = {0, uid} if rule == "private" else owners
+    sock_names = " or ".join(_describe(u) for u in sorted(sock_owners))
+    if not stat.S_ISSOCK(s.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(s.st_mode) else "not a socket"
+        raise UnsafeSocketError("refusing %s: it is %s; expected a socket owned by %s" % (path, what, sock_names))
+    if s.st_uid not in sock_owners:
+        raise UnsafeSocketError("refusing the socket %s: owned by %s with mode %04o; expected a socket owned by %s "
+                                "(another user may have put a fake daemon there)"
+                                % (path, _describe(s.st_uid), stat.S_IMODE(s.st_mode), sock_names))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,6 +332,7 @@ class _LineSocket:
 
     def __init__(self, path, timeout):
         self.path = path
+        check_socket_path(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
@@ -282,7 +406,8 @@ def _parse_reply(line):
 
 def _connect(path, timeout):
     """Connects and reads the greeting: (line socket, hello dict). An ERR greeting (BUSY,
-    PERMISSION_DENIED) raises PrunedError."""
+    PERMISSION_DENIED) raises PrunedError; an unsafe socket directory UnsafeSocketError
+    (check_socket_path), before connecting."""
     ls = _LineSocket(path, timeout)
     try:
         marker, hello = _parse_reply(ls.read_line())

@@ -26,7 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import pruned_client  # noqa: E402
-from pruned_client import Client, PrunedError, quote, render_value, default_socket_path  # noqa: E402
+from pruned_client import (Client, PrunedError, UnsafeSocketError, check_socket_path, default_socket_path,  # noqa: E402
+                           quote, render_value, socket_rule)
 
 BIN = os.environ.get("PRUNED_BIN") or os.path.join(ROOT, ".build", "debug", "pruned")
 DATA = os.environ.get("PRUNED_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
@@ -164,6 +165,106 @@ class PureTests(unittest.TestCase):
                          "/tmp/pruned-5/control.sock")
         self.assertEqual(default_socket_path({"XDG_RUNTIME_DIR": "/run/user/5"}, none, 5), "/run/user/5/pruned/control.sock")
         self.assertEqual(default_socket_path({}, none, 5), "/tmp/pruned-5/control.sock")
+
+
+class SocketDirectoryTests(unittest.TestCase):
+    """A socket directory another user could have created or can write to may hold a fake daemon
+    that would receive our requests: the client refuses it before connecting."""
+
+    def fake_daemon(self, directory):
+        """A listening socket at DIRECTORY/s (the would-be fake daemon); nobody must connect to it."""
+        path = os.path.join(directory, "s")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(4)
+        srv.setblocking(False)
+        self.addCleanup(srv.close)
+        return path, srv
+
+    def assert_never_connected(self, srv):
+        with self.assertRaises(BlockingIOError):
+            srv.accept()
+
+    def temp(self, mode=0o755):
+        d = tempfile.mkdtemp(prefix="pcs-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, mode)
+        return d
+
+    def test_rule_follows_the_location(self):
+        env = {"XDG_RUNTIME_DIR": "/run/user/5"}
+        self.assertEqual(socket_rule("/tmp/pruned-5/control.sock", {}, 5), "private")
+        self.assertEqual(socket_rule("/tmp//pruned-5/./control.sock", {}, 5), "private")
+        self.assertEqual(socket_rule("/run/user/5/pruned/control.sock", env, 5), "private")
+        self.assertEqual(socket_rule("/tmp/pruned-6/control.sock", {}, 5), "shared")
+        self.assertEqual(socket_rule("/run/pruned/control.sock", env, 5), "shared")
+        self.assertEqual(socket_rule("/srv/x/s", env, 5), "shared")
+
+    def test_squatted_per_user_directory_is_refused(self):
+        base = self.temp()
+        d = os.path.join(base, "pruned")
+        os.mkdir(d)
+        path, srv = self.fake_daemon(d)
+        env = {"XDG_RUNTIME_DIR": base}
+        self.assertEqual(socket_rule(path, env), "private")
+        for mode in (0o777, 0o750, 0o701):
+            os.chmod(d, mode)
+            with self.assertRaises(UnsafeSocketError) as cm:
+                check_socket_path(path, env)
+            self.assertIn("refusing the socket directory %s: owned by uid %d" % (d, os.geteuid()), str(cm.exception))
+            self.assertIn("with mode %04o; expected a directory owned by uid %d" % (mode, os.geteuid()), str(cm.exception))
+            self.assertIn("with mode 0700", str(cm.exception))
+        # Found by discovery ($XDG_RUNTIME_DIR), the squatted directory is refused by Client() too.
+        saved = dict(os.environ)
+        try:
+            os.environ.pop("PRUNED_SOCKET", None)
+            os.environ["XDG_RUNTIME_DIR"] = base
+            os.chmod(d, 0o777)
+            if not os.path.exists(pruned_client.SYSTEM_SOCKET):   # discovery prefers the system socket
+                self.assertEqual(default_socket_path(), path[:-1] + "control.sock")
+                os.rename(path, os.path.join(d, "control.sock"))
+                with self.assertRaises(UnsafeSocketError):
+                    Client(timeout=2)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        self.assert_never_connected(srv)
+        if os.geteuid() == 0:
+            # Another user's 0700 directory (tests run as root can make one).
+            os.chmod(d, 0o700)
+            os.chown(d, 65534, 65534)
+            with self.assertRaises(UnsafeSocketError) as cm:
+                check_socket_path(os.path.join(d, "control.sock"), env)
+            self.assertIn("owned by uid 65534", str(cm.exception))
+            os.chown(d, 0, 0)
+        # Exactly 0700 and ours: accepted. A symbolic link to it in its place: refused.
+        os.chmod(d, 0o700)
+        check_socket_path(os.path.join(d, "control.sock"), env)
+        other = self.temp()
+        os.symlink(d, os.path.join(other, "pruned"))
+        with self.assertRaises(UnsafeSocketError) as cm:
+            check_socket_path(os.path.join(other, "pruned", "control.sock"), {"XDG_RUNTIME_DIR": other})
+        self.assertIn("symbolic link", str(cm.exception))
+
+    def test_explicit_path_in_a_writable_directory_is_refused(self):
+        base = self.temp(0o777)
+        path, srv = self.fake_daemon(base)
+        with self.assertRaises(UnsafeSocketError) as cm:
+            Client(path, timeout=2)
+        self.assertIn("refusing the socket directory %s: owned by uid %d" % (base, os.geteuid()), str(cm.exception))
+        self.assertIn("mode 0777", str(cm.exception))
+        self.assertIn("not writable by group or others", str(cm.exception))
+        self.assert_never_connected(srv)
+        # Its own directory is fine, but not below a directory others may write to (unless sticky).
+        inner = os.path.join(base, "inner")
+        os.mkdir(inner, 0o700)
+        with self.assertRaises(UnsafeSocketError) as cm:
+            check_socket_path(os.path.join(inner, "s"))
+        self.assertIn("the directory above it, %s," % os.path.realpath(base), str(cm.exception))
+        os.chmod(base, 0o1777)
+        check_socket_path(os.path.join(inner, "s"))
+        os.chmod(base, 0o755)
+        check_socket_path(path)
 
 
 class FakeDaemonTests(unittest.TestCase):
