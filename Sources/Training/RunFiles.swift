@@ -246,8 +246,7 @@ public struct RunOptions {
 }
 
 /// The checkpoint of the run's last epoch could not be written, even after retries: the run
-/// is not complete (no summary.json); resuming it repeats the last epoch from the newest good
-/// checkpoint.
+/// is not complete (no summary.json); resuming it continues from the newest good checkpoint.
 public struct FinalCheckpointFailed: Error, CustomStringConvertible {
     public let error: String
     public var description: String {
