@@ -36,7 +36,7 @@ public struct RunResult: Sendable {
     public var isFinished: Bool { summary != nil }
 
     /// Whether the run failed (diverged, final checkpoint not written, bad data, …): its state
-    /// is "failed". A failed run has no summary.json and never contributes to a report.
+    /// is "failed". A failed run never contributes to a report's statistics; it is counted.
     public var isFailed: Bool { state == "failed" }
 
     /// Best accuracy, gap and stability of this run (spec §6.3).
@@ -47,7 +47,8 @@ public struct RunResult: Sendable {
 
     /// Reads a run directory: spec.json (or, failing that, summary.json's "spec"), summary.json
     /// if present, metrics.jsonl if present. An unparsable final metrics line (a write cut
-    /// short) is ignored; an unparsable line before it is an error.
+    /// short) is ignored; an unparsable line before it is an error. `state` is the ledger's state
+    /// when known (the directory does not record it).
     public static func load(directory: String, id: String? = nil, group: String? = nil, tags: [String] = [],
                             state: String? = nil) throws -> RunResult {
         let dir = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
