@@ -1,4 +1,5 @@
-// Softmax cross-entropy (mean over the batch) and top-k accuracy on logits [N, classes].
+// Softmax cross-entropy (mean over the batch) and top-k accuracy on logits [N, classes]. A
+// sample with a NaN or infinite logit is never counted correct.
 
 public struct BatchResult: Sendable, Equatable {
     /// Sum over the batch of per-sample losses (divide by the count for the mean).
@@ -39,6 +40,10 @@ public final class SoftmaxCrossEntropy {
             let label = Int(labels[i])
             var mx = row[0]
             for j in 1 ..< k where row[j] > mx { mx = row[j] }
+            // NaN compares false with everything, so a row holding NaN would rank its label
+            // first; a sample whose logits are not all finite never counts as correct.
+            var finite = true
+            for j in 0 ..< k where !row[j].isFinite { finite = false; break }
             var z = 0.0
             for j in 0 ..< k { z += exp(Double(row[j] - mx)) }
             let logZ = log(z) + Double(mx)
@@ -47,8 +52,8 @@ public final class SoftmaxCrossEntropy {
             let t = row[label]
             var ahead = 0
             for j in 0 ..< k where row[j] > t || (row[j] == t && j < label) { ahead += 1 }
-            if ahead < 1 { result.correctTop1 += 1 }
-            if ahead < 5 { result.correctTop5 += 1 }
+            if finite && ahead < 1 { result.correctTop1 += 1 }
+            if finite && ahead < 5 { result.correctTop5 += 1 }
             if computeGradient {
                 let gr = g + i * k
                 for j in 0 ..< k {

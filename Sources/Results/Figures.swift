@@ -7,7 +7,7 @@
 // - stabilityVsAccuracy: one point per run, mean stability against best test accuracy, coloured
 //   by configuration, with the least-squares line, Pearson r and Kendall tau-b (Fig 2 right).
 // Every series and point carries data- attributes (and a <title>) holding its values.
-// Inputs with nothing to plot give a figure that says so.
+// Failed runs are left out of every figure. Inputs with nothing to plot give a figure that says so.
 import PrunedJSON
 
 public enum Figures {
@@ -22,7 +22,7 @@ public enum Figures {
         let title = "Test accuracy over training (mean and 95% bootstrap CI across runs)"
         struct Series { var label: String; var colour: String; var runs: Int; var epochs: [Int]; var mean: [Double]; var ci: [Interval] }
         var series: [Series] = []
-        for (i, c) in Configurations.group(runs).enumerated() {
+        for (i, c) in Configurations.group(runs.filter { !$0.isFailed }).enumerated() {
             var byEpoch: [Int: [Double]] = [:]
             for r in c.runs {
                 for (j, row) in r.rows.enumerated() {
@@ -75,7 +75,7 @@ public enum Figures {
         struct Point { var rate: Double; var runs: Int; var stability: Estimate; var accuracy: Estimate }
         struct Family { var key: String; var spec: JSON; var points: [Point] = []; var baseline = false; var label = ""; var colour = "" }
         var families: [Family] = []
-        for c in Configurations.group(runs) {
+        for c in Configurations.group(runs.filter { !$0.isFailed }) {
             let m = c.runs.map(\.metrics)
             let stab = Statistics.estimate(m.compactMap(\.meanStability), resamples: resamples, seed: seed)
             let acc = Statistics.estimate(m.compactMap(\.bestTestAccuracy), resamples: resamples, seed: seed)
@@ -178,7 +178,7 @@ public enum Figures {
     public static func stabilityVsAccuracy(_ runs: [RunResult]) -> String {
         let title = "Mean stability vs best test accuracy (one point per run)"
         struct Point { var run: String; var config: Int; var x: Double; var y: Double }
-        let configs = Configurations.group(runs)
+        let configs = Configurations.group(runs.filter { !$0.isFailed })
         var points: [Point] = []
         for (i, c) in configs.enumerated() {
             for r in c.runs {

@@ -2,7 +2,9 @@
 // the best post-prune test accuracy, mean stability, mean instability and generalization gap
 // (spec §6.3/§6.4), and the iterative pruning rate; across all runs the Pearson r and Kendall
 // tau-b of mean stability against best accuracy and against the gap (one point per run, as the
-// paper's correlation panels). Rendered as an aligned text table, CSV, or a JSON value.
+// paper's correlation panels). Failed runs (diverged, final checkpoint not written, …) never
+// contribute: each configuration counts them as excluded. Rendered as an aligned text table,
+// CSV, or a JSON value.
 import Foundation
 import PrunedJSON
 
@@ -13,9 +15,13 @@ public struct ConfigurationReport: Sendable {
     public var key: String
     public var spec: JSON
     public var runIDs: [String]
-    /// Runs in the configuration, and how many of them have a summary.json.
+    /// Runs of the configuration that contribute (failed ones excluded), and how many of them
+    /// have a summary.json.
     public var runs: Int
     public var finished: Int
+    /// Failed runs of the configuration, excluded from every statistic.
+    public var failed: Int = 0
+    public var failedRunIDs: [String] = []
     public var bestTestAccuracy: Estimate
     public var stability: Estimate
     public var instability: Estimate
@@ -39,23 +45,28 @@ public struct Report: Sendable {
     public var resamples: Int
     public var seed: UInt64
 
+    /// Failed runs over all configurations (excluded from every statistic).
+    public var failed: Int { configurations.reduce(0) { $0 + $1.failed } }
+
     /// Builds the report. Each bootstrap uses a fresh SplitMix64 seeded with `seed`, so a row does
-    /// not depend on which other configurations are present.
+    /// not depend on which other configurations are present. Failed runs are grouped with their
+    /// configuration (a configuration whose runs all failed still gets a row) and only counted.
     public init(runs: [RunResult], resamples: Int = Statistics.defaultResamples, seed: UInt64 = 0) {
         self.resamples = resamples
         self.seed = seed
         let configs = Configurations.group(runs)
         configurations = configs.map { c in
-            let m = c.runs.map(\.metrics)
+            let counted = c.runs.filter { !$0.isFailed }, failed = c.runs.filter(\.isFailed)
+            let m = counted.map(\.metrics)
             func est(_ values: [Double?]) -> Estimate { Statistics.estimate(values.compactMap { $0 }, resamples: resamples, seed: seed) }
             return ConfigurationReport(
-                label: c.label, key: c.key, spec: c.spec, runIDs: c.runs.map(\.id), runs: c.runs.count,
-                finished: c.runs.filter(\.isFinished).count,
+                label: c.label, key: c.key, spec: c.spec, runIDs: counted.map(\.id), runs: counted.count,
+                finished: counted.filter(\.isFinished).count, failed: failed.count, failedRunIDs: failed.map(\.id),
                 bestTestAccuracy: est(m.map(\.bestTestAccuracy)), stability: est(m.map(\.meanStability)),
                 instability: est(m.map(\.meanInstability)), generalizationGap: est(m.map(\.generalizationGap)),
                 iterativeRate: c.iterativeRate)
         }
-        let all = configs.flatMap(\.runs).map(\.metrics)
+        let all = configs.flatMap(\.runs).filter { !$0.isFailed }.map(\.metrics)
         func correlate(_ xName: String, _ x: KeyPath<RunMetrics, Double?>, _ yName: String, _ y: KeyPath<RunMetrics, Double?>) -> CorrelationReport {
             let pairs = all.compactMap { m -> (Double, Double)? in
                 guard let a = m[keyPath: x], let b = m[keyPath: y], a.isFinite, b.isFinite else { return nil }
@@ -85,11 +96,11 @@ public struct Report: Sendable {
             guard let ci = e.ci else { return num(e.mean) }
             return "\(num(e.mean)) [\(num(ci.lower)), \(num(ci.upper))]"
         }
-        let header = ["configuration", "runs", "finished", "best test acc % [95% CI]", "mean stability % [95% CI]",
+        let header = ["configuration", "runs", "finished", "failed", "best test acc % [95% CI]", "mean stability % [95% CI]",
                       "mean instability %", "gen. gap pts [95% CI]", "rate %/event"]
         var rows = [header]
         for c in configurations {
-            rows.append([c.label, "\(c.runs)", "\(c.finished)", withCI(c.bestTestAccuracy), withCI(c.stability),
+            rows.append([c.label, "\(c.runs)", "\(c.finished)", "\(c.failed)", withCI(c.bestTestAccuracy), withCI(c.stability),
                          c.instability.n > 0 ? num(c.instability.mean) : "–", withCI(c.generalizationGap), num(c.iterativeRate)])
         }
         var widths = header.map { _ in 0 }
@@ -105,6 +116,11 @@ public struct Report: Sendable {
         lines.insert(String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1)), at: 1)
         if configurations.isEmpty { lines.append("(no runs)") }
         lines.append("")
+        if failed > 0 {
+            let ids = configurations.flatMap(\.failedRunIDs)
+            lines.append("excluded: \(failed) failed run\(failed == 1 ? "" : "s") (\(ids.joined(separator: ", "))); "
+                         + "they count in no statistic.")
+        }
         lines.append("95% CIs: percentile bootstrap of the mean over runs, \(resamples) resamples, seed \(seed).")
         for c in correlations {
             lines.append("\(c.x) vs \(c.y): n=\(c.n)  Pearson r=\(num(c.pearson, 4))  Kendall tau-b=\(num(c.kendallTauB, 4))")
@@ -118,11 +134,12 @@ public struct Report: Sendable {
         "mean_stability", "mean_stability_ci_low", "mean_stability_ci_high",
         "mean_instability", "mean_instability_ci_low", "mean_instability_ci_high",
         "generalization_gap_mean", "generalization_gap_ci_low", "generalization_gap_ci_high",
-        "iterative_rate_percent",
+        "iterative_rate_percent", "failed",
     ]
 
     /// CSV (RFC 4180 quoting, "\n" line ends): the header `csvHeader`, then one row per
-    /// configuration; numbers in shortest round-trip form, empty when absent. The correlations
+    /// configuration; numbers in shortest round-trip form, empty when absent; "failed" (last, so
+    /// the earlier columns keep their places) counts the failed runs excluded. The correlations
     /// are in table() and json().
     public func csv() -> String {
         func field(_ s: String) -> String {
@@ -134,15 +151,16 @@ public struct Report: Sendable {
         var lines = [Report.csvHeader.joined(separator: ",")]
         for c in configurations {
             let cells = [field(c.label), "\(c.runs)", "\(c.finished)"] + est(c.bestTestAccuracy) + est(c.stability)
-                + est(c.instability) + est(c.generalizationGap) + [num(c.iterativeRate)]
+                + est(c.instability) + est(c.generalizationGap) + [num(c.iterativeRate), "\(c.failed)"]
             lines.append(cells.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
     }
 
     /// The report as JSON: bootstrap settings, configurations (label, stripped spec, run ids,
-    /// counts, each metric as {n, mean, sd, ci: [low, high]}, iterative_rate_percent) and
-    /// correlations ({x, y, n, pearson_r, kendall_tau_b}). Missing values are null.
+    /// counts, failed runs excluded with their ids, each metric as {n, mean, sd, ci: [low, high]},
+    /// iterative_rate_percent), correlations ({x, y, n, pearson_r, kendall_tau_b}) and the number
+    /// of failed runs excluded in all. Missing values are null.
     public func json() -> JSON {
         func num(_ d: Double?) -> JSON { d.map { $0.isFinite ? .number($0) : .null } ?? .null }
         func est(_ e: Estimate) -> JSON {
@@ -154,7 +172,8 @@ public struct Report: Sendable {
                                    ("level", .number(95))])),
             ("configurations", .array(configurations.map { c in
                 .object([("label", .string(c.label)), ("runs", .number(Double(c.runs))), ("finished", .number(Double(c.finished))),
-                         ("run_ids", .array(c.runIDs.map { .string($0) })),
+                         ("failed", .number(Double(c.failed))),
+                         ("run_ids", .array(c.runIDs.map { .string($0) })), ("failed_run_ids", .array(c.failedRunIDs.map { .string($0) })),
                          ("best_test_acc", est(c.bestTestAccuracy)), ("mean_stability", est(c.stability)),
                          ("mean_instability", est(c.instability)), ("generalization_gap", est(c.generalizationGap)),
                          ("iterative_rate_percent", num(c.iterativeRate)), ("spec", c.spec)])
@@ -163,6 +182,7 @@ public struct Report: Sendable {
                 .object([("x", .string(c.x)), ("y", .string(c.y)), ("n", .number(Double(c.n))),
                          ("pearson_r", num(c.pearson)), ("kendall_tau_b", num(c.kendallTauB))])
             })),
+            ("failed_runs", .number(Double(failed))),
         ])
     }
 }

@@ -5,7 +5,7 @@
 import Foundation
 import PrunedJSON
 
-/// One finished (or partial) run.
+/// One finished (or partial, or failed) run.
 public struct RunResult: Sendable {
     /// A unique name (the run directory's name by default).
     public var id: String
@@ -18,18 +18,26 @@ public struct RunResult: Sendable {
     public var summary: JSON?
     /// metrics.jsonl, one object per epoch.
     public var rows: [JSON]
+    /// The run's state in the daemon's ledger ("completed", "failed", …), if known.
+    public var state: String?
 
-    public init(id: String, group: String? = nil, tags: [String] = [], spec: JSON, summary: JSON? = nil, rows: [JSON] = []) {
+    public init(id: String, group: String? = nil, tags: [String] = [], spec: JSON, summary: JSON? = nil, rows: [JSON] = [],
+                state: String? = nil) {
         self.id = id
         self.group = group
         self.tags = tags
         self.spec = spec
         self.summary = summary
         self.rows = rows
+        self.state = state
     }
 
     /// Whether summary.json exists.
     public var isFinished: Bool { summary != nil }
+
+    /// Whether the run failed (diverged, final checkpoint not written, bad data, …): its state
+    /// is "failed". A failed run never contributes to a report's statistics; it is counted.
+    public var isFailed: Bool { state == "failed" }
 
     /// Best accuracy, gap and stability of this run (spec §6.3).
     public var metrics: RunMetrics { RunMetrics(summary: summary, rows: rows) }
@@ -39,8 +47,10 @@ public struct RunResult: Sendable {
 
     /// Reads a run directory: spec.json (or, failing that, summary.json's "spec"), summary.json
     /// if present, metrics.jsonl if present. An unparsable final metrics line (a write cut
-    /// short) is ignored; an unparsable line before it is an error.
-    public static func load(directory: String, id: String? = nil, group: String? = nil, tags: [String] = []) throws -> RunResult {
+    /// short) is ignored; an unparsable line before it is an error. `state` is the ledger's state
+    /// when known (the directory does not record it).
+    public static func load(directory: String, id: String? = nil, group: String? = nil, tags: [String] = [],
+                            state: String? = nil) throws -> RunResult {
         let dir = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         func read(_ name: String) throws -> String? {
             let path = dir + "/" + name
@@ -69,7 +79,7 @@ public struct RunResult: Sendable {
             }
         }
         return RunResult(id: id ?? (dir as NSString).lastPathComponent, group: group, tags: tags, spec: spec,
-                         summary: summary, rows: rows)
+                         summary: summary, rows: rows, state: state)
     }
 }
 

@@ -184,10 +184,22 @@ public struct RunOptions {
     public var stopHint = ", resume with the same command"
     /// Data already in memory (tests); nil loads the spec's dataset.
     public var data: PreparedData?
+    /// Pauses in seconds before each retry of the checkpoint that ends the last epoch, which
+    /// must be written before summary.json (one attempt, then one retry per delay).
+    public var finalCheckpointRetryDelays: [Double] = [0.5, 1, 2]
 
     public init(fork: Bool = false, stopRequested: @escaping () -> Bool = { false }) {
         self.fork = fork
         self.stopRequested = stopRequested
+    }
+}
+
+/// The checkpoint of the run's last epoch could not be written, even after retries: the run
+/// is not complete (no summary.json); resuming it continues from the newest good checkpoint.
+public struct FinalCheckpointFailed: Error, CustomStringConvertible {
+    public let error: String
+    public var description: String {
+        "the final checkpoint could not be written: \(error); the run is not complete — `resume` it once the disk has space"
     }
 }
 
@@ -198,7 +210,10 @@ public enum ForegroundRun {
     }
 
     /// Runs, or resumes from the newest good checkpoint in `outDir/checkpoints`. A finished run
-    /// (summary.json present) is refused unless forking.
+    /// (summary.json present) is refused unless forking. Throws TrainingDiverged when the loss
+    /// or the weights stop being finite (no checkpoint of that state is written) and
+    /// FinalCheckpointFailed when the last epoch's checkpoint cannot be written; then there is
+    /// no summary.json and the newest checkpoint is the last good one.
     public static func execute(spec: RunSpec, outDir: String, threads: Int, options: RunOptions,
                                log: (String) -> Void) throws -> RunSummary {
         let fm = FileManager.default
@@ -263,14 +278,39 @@ public enum ForegroundRun {
         }
         options.onStart?(trainer, resumedFrom)
         let start = Trainer.monotonicSeconds()
-        func checkpoint() {
+        /// Writes a checkpoint; returns nil, or why the write failed (the previous checkpoint is
+        /// then intact). A state that is no longer finite is never written: that throws.
+        @discardableResult
+        func checkpoint() throws -> String? {
+            if let problem = trainer.nonFiniteState() { throw trainer.diverged(problem) }
             do {
                 let name = try checkpointer.save(trainer, records: records)
                 log("checkpoint \(name)")
                 options.onCheckpoint?(name, nil)
+                return nil
             } catch {
                 log("checkpoint failed (the previous one is intact): \(error)")
                 options.onCheckpoint?(nil, "\(error)")
+                return "\(error)"
+            }
+        }
+        /// Runs `body`, logging a divergence it throws with the checkpoint the run falls back to.
+        @discardableResult
+        func noteDivergence<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch let e as TrainingDiverged {
+                log("\(e); this state is not saved, "
+                    + (checkpointer.store.list().last.map { "the last good checkpoint is \($0.file)" } ?? "there is no checkpoint")
+                    + "; no summary.json")
+                throw e
+            }
+        }
+        /// The last epoch's checkpoint, retried; the run cannot complete without it.
+        func finalCheckpoint() throws {
+            var delays = options.finalCheckpointRetryDelays[...]
+            while let failure = try checkpoint() {
+                guard let delay = delays.popFirst() else { throw FinalCheckpointFailed(error: failure) }
+                log(String(format: "retrying the final checkpoint in %g s", delay))
+                if delay > 0 { Thread.sleep(forTimeInterval: delay) }
             }
         }
         var summary = RunSummary(spec: spec, records: records, threads: threads, parameters: trainer.network.parameterCount, seconds: 0)
@@ -278,27 +318,35 @@ public enum ForegroundRun {
         if let p = trainer.pruner { summary.totalUnits = Dictionary(uniqueKeysWithValues: zip(p.layers.map(\.name), p.kept.map(\.count))) }
         while trainer.epochsCompleted < spec.epochs {
             var stopped = false
-            let record = trainer.runEpoch { t in
-                options.afterStep?(t)
-                if options.stopRequested() { stopped = true; return true }
-                if options.checkpointRequested() {
-                    log("checkpoint requested")
-                    checkpoint()
-                } else if checkpointer.due(t) {
-                    checkpoint()
+            let record = try noteDivergence {
+                try trainer.runEpoch { t in
+                    options.afterStep?(t)
+                    if options.stopRequested() { stopped = true; return true }
+                    if options.checkpointRequested() {
+                        log("checkpoint requested")
+                        try checkpoint()
+                    } else if checkpointer.due(t) {
+                        try checkpoint()
+                    }
+                    return false
                 }
-                return false
             }
             guard let r = record else {
-                checkpoint()
-                log("stopped at step \(trainer.stepInEpoch) of epoch \(trainer.epochsCompleted + 1); checkpoint written\(options.stopHint)")
+                let failure = try noteDivergence { try checkpoint() }
+                log("stopped at step \(trainer.stepInEpoch) of epoch \(trainer.epochsCompleted + 1); "
+                    + (failure == nil ? "checkpoint written" : "the checkpoint failed, the previous one is kept") + options.stopHint)
                 summary.records = records
                 summary.interrupted = stopped
                 summary.seconds = Trainer.monotonicSeconds() - start
                 return summary
             }
             records.append(r)
-            checkpoint()
+            var epochCheckpointFailed = false
+            if trainer.epochsCompleted == spec.epochs {
+                try noteDivergence { try finalCheckpoint() }
+            } else {
+                epochCheckpointFailed = try noteDivergence { try checkpoint() } != nil
+            }
             try DurableFile.appendLine(MetricsFormat.json(r).rendered, to: metricsPath)
             options.onEpoch?(r)
             var line = String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  lr %g  %.1f s (%.0f img/s)",
@@ -310,7 +358,8 @@ public enum ForegroundRun {
             }
             log(line)
             if options.stopRequested() && trainer.epochsCompleted < spec.epochs {
-                log("stopped after epoch \(r.epoch); checkpoint written\(options.stopHint)")
+                log("stopped after epoch \(r.epoch); "
+                    + (epochCheckpointFailed ? "the checkpoint failed, the previous one is kept" : "checkpoint written") + options.stopHint)
                 summary.records = records
                 summary.interrupted = true
                 summary.seconds = Trainer.monotonicSeconds() - start

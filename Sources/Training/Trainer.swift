@@ -45,6 +45,31 @@ public struct EpochRecord: Sendable, Equatable {
     public var instabilityPoints: Double? { isPruningEpoch ? pre.top1 - post.top1 : nil }
 }
 
+/// Training diverged: a step's loss, or the weights after it, is not a finite number. The
+/// trainer that threw it holds the diverged state and must not be checkpointed or used further.
+public struct TrainingDiverged: Error, CustomStringConvertible, Equatable {
+    /// 1-based epoch and 1-based step within it (of `steps`) at which it was found.
+    public let epoch: Int
+    public let step: Int
+    public let steps: Int
+    /// What is not finite, e.g. "loss is NaN".
+    public let problem: String
+
+    public init(epoch: Int, step: Int, steps: Int, problem: String) {
+        self.epoch = epoch
+        self.step = step
+        self.steps = steps
+        self.problem = problem
+    }
+
+    public var description: String { "diverged at epoch \(epoch), step \(step) of \(steps): \(problem)" }
+
+    /// "NaN", "+Inf" or "-Inf" (or the number itself when finite).
+    public static func name(_ d: Double) -> String {
+        d.isNaN ? "NaN" : d.isInfinite ? (d > 0 ? "+Inf" : "-Inf") : "\(d)"
+    }
+}
+
 /// Prepared datasets: normalisation and limits applied once.
 public struct PreparedData: @unchecked Sendable {
     public let train: ImageSet
@@ -115,6 +140,30 @@ public final class Trainer {
 
     /// Whether the run is at an epoch boundary (no epoch half-trained).
     public var atEpochBoundary: Bool { stepInEpoch == 0 }
+
+    /// The first parameter or BatchNorm buffer holding a value that is not finite, described
+    /// ("parameter features.conv3.weight holds NaN"); nil when the whole state is finite.
+    public func nonFiniteState() -> String? {
+        let store = network.store
+        func scan(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float? {
+            for i in 0 ..< n where !p[i].isFinite { return p[i] }
+            return nil
+        }
+        for slot in store.parameters {
+            if let v = scan(store.value(slot), slot.count) { return "parameter \(slot.name) holds \(TrainingDiverged.name(Double(v)))" }
+        }
+        for slot in store.buffers {
+            if let v = scan(store.stateValue(slot), slot.count) { return "buffer \(slot.name) holds \(TrainingDiverged.name(Double(v)))" }
+        }
+        return nil
+    }
+
+    /// The divergence error for `problem` at the last training step taken.
+    public func diverged(_ problem: String) -> TrainingDiverged {
+        atEpochBoundary
+            ? TrainingDiverged(epoch: max(epochsCompleted, 1), step: stepsPerEpoch, steps: stepsPerEpoch, problem: problem)
+            : TrainingDiverged(epoch: epochsCompleted + 1, step: stepInEpoch, steps: stepsPerEpoch, problem: problem)
+    }
 
     /// Sets the run's position (checkpoint resume; the model state is restored separately).
     func restoreProgress(epochsCompleted e: Int, lrSteps l: Int, stepInEpoch s: Int, partialTrain p: BatchResult) {
@@ -189,17 +238,20 @@ public final class Trainer {
         return Activation(data: batchInput.ptr, channels: 3, batch: n, height: 32, width: 32)
     }
 
-    /// Runs the next epoch with the protocol of spec §4.2 and returns its record.
-    public func runEpoch(clock: () -> Double = Trainer.monotonicSeconds) -> EpochRecord {
+    /// Runs the next epoch with the protocol of spec §4.2 and returns its record; throws
+    /// TrainingDiverged as the other `runEpoch` does.
+    public func runEpoch(clock: () -> Double = Trainer.monotonicSeconds) throws -> EpochRecord {
         // Without a stop request the epoch always completes.
-        runEpoch(clock: clock, afterStep: { _ in false }) ?? EpochRecord(epoch: epochsCompleted, train: partialTrain, pre: BatchResult(),
-                                                                       post: BatchResult(), lr: currentLR, seconds: 0, trainImagesPerSecond: 0)
+        try runEpoch(clock: clock, afterStep: { _ in false }) ?? EpochRecord(epoch: epochsCompleted, train: partialTrain, pre: BatchResult(),
+                                                                           post: BatchResult(), lr: currentLR, seconds: 0, trainImagesPerSecond: 0)
     }
 
     /// Runs (or continues, after a resume) the current epoch. After every training step
     /// `afterStep` may checkpoint; returning true stops at that step boundary (nil is returned
-    /// and a later call continues from the next step exactly).
-    public func runEpoch(clock: () -> Double = Trainer.monotonicSeconds, afterStep: (Trainer) -> Bool) -> EpochRecord? {
+    /// and a later call continues from the next step exactly). Throws TrainingDiverged when a
+    /// step's loss is not finite (before `afterStep` sees that step) or when the weights are not
+    /// finite at the end of the epoch's training; errors of `afterStep` are passed on.
+    public func runEpoch(clock: () -> Double = Trainer.monotonicSeconds, afterStep: (Trainer) throws -> Bool) throws -> EpochRecord? {
         let epoch = epochsCompleted
         let t0 = clock()
         let lr = currentLR
@@ -214,10 +266,17 @@ public final class Trainer {
             context.training = true
             while stepInEpoch < stepsPerEpoch {
                 let start = stepInEpoch * b, end = min(set.count, start + b)
-                partialTrain += trainStep(indices: order[start ..< end], epoch: epoch, position: start, lr: lr)
+                let result = trainStep(indices: order[start ..< end], epoch: epoch, position: start, lr: lr)
+                guard result.lossSum.isFinite else {
+                    throw TrainingDiverged(epoch: epoch + 1, step: stepInEpoch + 1, steps: stepsPerEpoch,
+                                           problem: "loss is \(TrainingDiverged.name(result.meanLoss))")
+                }
+                partialTrain += result
                 stepInEpoch += 1
-                if afterStep(self) { return nil }
+                if try afterStep(self) { return nil }
             }
+            // A step can leave the weights non-finite while its own loss was still finite.
+            if let problem = nonFiniteState() { throw diverged(problem + " after the step") }
         }
         let train = partialTrain
         let t1 = clock()

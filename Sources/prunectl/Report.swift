@@ -13,7 +13,8 @@ struct Report: ParsableCommand {
         abstract: "Per-configuration means with 95% bootstrap CIs, stability/accuracy/gap correlations, and figures.",
         discussion: """
         Runs of the named groups (and/or with --tag) are grouped into configurations by their spec without seed and name. \
-        Unfinished runs count with the epochs they have. --figures DIR writes accuracy-over-epochs.svg, rate-sweep.svg and \
+        Unfinished runs count with the epochs they have; failed runs count in no statistic, the report says how many \
+        each configuration lost (column failed); cancelled runs are left out. --figures DIR writes accuracy-over-epochs.svg, rate-sweep.svg and \
         stability-vs-accuracy.svg (the paper's Fig 2 left, Fig 3, Fig 2 right) and report.csv.
         """)
     @OptionGroup var g: Global
@@ -44,18 +45,28 @@ struct Report: ParsableCommand {
                 guard let id = RunID(text) else { continue }
                 let show = try c.call(.show(id))
                 let state = show["state"]?.stringValue ?? ""
-                if state == "cancelled" || state == "failed" || (completedOnly && state != "completed") { continue }
+                if state == "failed" {
+                    // Grouped with its configuration only to be counted as excluded.
+                    runs.append(RunResult(id: text, group: show["group"]?.stringValue, spec: show["spec"] ?? .null, state: state))
+                    continue
+                }
+                if state == "cancelled" || (completedOnly && state != "completed") { continue }
                 let rows = try c.call(.metrics(id, kind: .epochs, since: 0))["rows"]?.arrayValue ?? []
                 if rows.isEmpty { continue }
                 runs.append(RunResult(id: text, group: show["group"]?.stringValue, tags: (show["tags"]?.arrayValue ?? []).compactMap(\.stringValue),
-                                      spec: show["spec"] ?? .null, summary: show["summary"], rows: rows))
+                                      spec: show["spec"] ?? .null, summary: show["summary"], rows: rows, state: state))
             }
-            guard !runs.isEmpty else { throw Failure("no runs with metrics in \((groups + tag.map { "tag \($0)" }).joined(separator: ", "))") }
+            let failed = runs.filter(\.isFailed).map(\.id)
+            guard runs.count > failed.count else {
+                throw Failure("no runs with metrics in \((groups + tag.map { "tag \($0)" }).joined(separator: ", "))"
+                              + (failed.isEmpty ? "" : " (\(failed.count) failed, excluded: \(failed.joined(separator: ", ")))"))
+            }
             let report = Results.Report(runs: runs, resamples: resamples, seed: seed)
             if g.json || format == "json" { print(report.json().rendered) } else if format == "csv" { print(report.csv(), terminator: "") } else {
                 print(report.table())
-                if runs.contains(where: { ($0.spec["dataset"]?["kind"]?.stringValue ?? "") != "cifar10" }) {
-                    print("note: runs on \(Set(runs.compactMap { $0.spec["dataset"]?["kind"]?.stringValue }).sorted().joined(separator: ", ")), not CIFAR-10")
+                let counted = runs.filter { !$0.isFailed }
+                if counted.contains(where: { ($0.spec["dataset"]?["kind"]?.stringValue ?? "") != "cifar10" }) {
+                    print("note: runs on \(Set(counted.compactMap { $0.spec["dataset"]?["kind"]?.stringValue }).sorted().joined(separator: ", ")), not CIFAR-10")
                 }
             }
             if let dir = figures {

@@ -210,6 +210,12 @@ struct Run: ParsableCommand {
         } catch let e as FileError {
             printErr("pruned: \(e)")
             throw ExitCode(1)
+        } catch let e as TrainingDiverged {
+            printErr("pruned: \(e); no summary.json, the checkpoints before it are kept")
+            throw ExitCode(1)
+        } catch let e as FinalCheckpointFailed {
+            printErr("pruned: \(e) (run the same command again)")
+            throw ExitCode(1)
         }
     }
 }

@@ -41,8 +41,8 @@ let smallPruningSpec = #"""
 /// A trainer a few steps into its second epoch, and its first epoch's record.
 func trainedTrainer(_ json: String = smallPruningSpec) throws -> (Trainer, [EpochRecord]) {
     let t = try Trainer(spec: try RunSpec.parse(json), data: syntheticData(), threads: 2)
-    let r = t.runEpoch()
-    _ = t.runEpoch { $0.stepInEpoch == 2 }
+    let r = try t.runEpoch()
+    _ = try t.runEpoch { $0.stepInEpoch == 2 }
     return (t, [r])
 }
 
@@ -155,7 +155,7 @@ func trainedTrainer(_ json: String = smallPruningSpec) throws -> (Trainer, [Epoc
         let recaptured = RunCheckpoint.snapshot(t, records: try RunCheckpoint.prepareRestore(snap, into: t).records)
         #expect(recaptured.payload == snap.payload)
         #expect(recaptured.entries == snap.entries)
-        let r = t.runEpoch()
+        let r = try t.runEpoch()
         #expect(r.epoch == 2 && r.train.count == 96 && r.train.meanLoss.isFinite)
     }
 }

@@ -173,6 +173,20 @@ struct PrunectlTests {
         let broken = try prunectl(s, ["submit", "--spec", specPath, "--set", "dataset.path=/tmp", "--group", "broken"])
         #expect(broken.status == 0)
         #expect(try prunectl(s, ["wait", "--group", "broken", "--quiet"]).status == 1)
+        // report: the failed run counts in no statistic; its configuration says it was excluded.
+        let withFailed = try prunectl(s, ["report", "sw", "broken", "--json"])
+        #expect(withFailed.status == 0, "\(withFailed.err)")
+        let failedJSON = try #require(withFailed.json.first)
+        #expect(failedJSON["failed_runs"]?.intValue == 1)
+        let failedConfigs = failedJSON["configurations"]?.arrayValue ?? []
+        let failedConfig = failedConfigs.filter { $0["failed"]?.intValue == 1 }
+        #expect(failedConfig.count == 1 && failedConfig.first?["runs"]?.intValue == 0, "\(failedConfigs)")
+        #expect(failedConfig.first?["failed_run_ids"] == .array([.string("r-0006")]))
+        #expect(failedConfigs.filter { $0["failed"]?.intValue == 0 }.count == failedConfigs.count - 1)
+        let failedTable = try prunectl(s, ["report", "sw", "broken"])
+        #expect(failedTable.out.contains("excluded: 1 failed run (r-0006)"), "\(failedTable.out)")
+        let onlyFailed = try prunectl(s, ["report", "broken"])
+        #expect(onlyFailed.status != 0 && onlyFailed.err.contains("1 failed, excluded: r-0006"), "\(onlyFailed.err)")
         #expect(try prunectl(s, ["submit", "--spec", specPath, "--hold", "--group", "held"]).status == 0)
         #expect(try prunectl(s, ["wait", "--group", "held", "--max-wait", "0.5", "--poll", "0.1", "--quiet"]).status == 3)
     }

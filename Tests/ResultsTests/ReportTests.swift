@@ -103,6 +103,53 @@ import Testing
         #expect(s2.runs == 5 && s2.bestTestAccuracy.n == 4)
     }
 
+    /// A diverged run as the daemon lists it: state failed, no summary.json, rows of the epochs
+    /// before the divergence (whose accuracies looked fine, or even 100% before the fix). It is
+    /// excluded from every statistic, correlation and figure, and counted per configuration.
+    @Test func failedRunsAreExcludedAndCounted() throws {
+        var all = runs()
+        let rows = [row(1, train: 100, pre: 100, post: 100), row(2, train: 100, pre: 100, post: 100)]
+        all.append(RunResult(id: "S-diverged", spec: vggSpec(target: "smallest", seed: 7), rows: rows, state: "failed"))
+        // A configuration whose only run failed still gets a row, with nothing to average.
+        all.append(RunResult(id: "R-failed", spec: vggSpec(target: "random", seed: 1), state: "failed"))
+        #expect(all[6].isFailed && !all[0].isFailed && !all[6].isFinished)
+        let report = Report(runs: all, seed: 11)
+        let clean = Report(runs: runs(), seed: 11)
+        #expect(report.configurations.map(\.label) == ["pruning.target=largest", "pruning.target=random", "pruning.target=smallest"])
+        let l = report.configurations[0], r = report.configurations[1], s = report.configurations[2]
+        #expect(l.failed == 0 && r.failed == 1 && s.failed == 1 && report.failed == 2)
+        #expect(s.runs == 3 && s.finished == 3 && s.runIDs == ["S0", "S1", "S2"] && s.failedRunIDs == ["S-diverged"])
+        #expect(r.runs == 0 && r.failedRunIDs == ["R-failed"] && r.bestTestAccuracy.n == 0 && r.stability.n == 0)
+        // The statistics are exactly those of the report without the failed runs.
+        #expect(s.bestTestAccuracy == clean.configurations[1].bestTestAccuracy && s.stability == clean.configurations[1].stability)
+        #expect(s.generalizationGap == clean.configurations[1].generalizationGap)
+        #expect(report.correlations.map(\.n) == [6, 6] && report.correlations.map(\.pearson) == clean.correlations.map(\.pearson))
+
+        let table = report.table()
+        let lines = table.split(separator: "\n").map(String.init)
+        #expect(lines[0].contains("finished  failed"))
+        let sLine = try #require(lines.first { $0.hasPrefix("pruning.target=smallest") })
+        #expect(sLine.contains(" 3         3       1 ") && sLine.contains("86.00 ["), "\(sLine)")
+        #expect(table.contains("excluded: 2 failed runs (R-failed, S-diverged); they count in no statistic."))
+        #expect(!clean.table().contains("excluded:"))
+
+        let csv = report.csv().split(separator: "\n").map(String.init)
+        #expect(Report.csvHeader.last == "failed" && csv.count == 4)
+        let cells = csv[3].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        #expect(cells.count == Report.csvHeader.count && cells[0] == "pruning.target=smallest" && cells[1] == "3" && cells.last == "1")
+        #expect(csv[2].hasPrefix("pruning.target=random,0,0,,") && csv[2].hasSuffix(",1"))
+
+        let json = report.json()
+        #expect(json["failed_runs"]?.intValue == 2)
+        let configs = try #require(json["configurations"]?.arrayValue)
+        #expect(configs[2]["failed"]?.intValue == 1 && configs[2]["failed_run_ids"] == .array([.string("S-diverged")]))
+        #expect(configs[2]["runs"]?.intValue == 3 && configs[0]["failed"]?.intValue == 0)
+        #expect(try JSON.parse(json.rendered) == json)
+
+        // Figures leave it out as well: the same points as without it.
+        #expect(Figures.stabilityVsAccuracy(all) == Figures.stabilityVsAccuracy(runs()))
+    }
+
     @Test func emptyAndDegenerateReports() throws {
         let empty = Report(runs: [])
         #expect(empty.configurations.isEmpty && empty.correlations.allSatisfy { $0.n == 0 && $0.pearson == nil })

@@ -38,7 +38,7 @@ func prunedSpec(_ json: String) throws -> RunSpec { try RunSpec.parse(json) }
         let t = try Trainer(spec: spec, data: syntheticData(), threads: 2)
         guard let pruner = t.pruner else { Issue.record("no pruner"); return }
         var records: [EpochRecord] = []
-        for _ in 0 ..< spec.epochs { records.append(t.runEpoch()) }
+        for _ in 0 ..< spec.epochs { records.append(try t.runEpoch()) }
         // conv5 (64 filters at width 1/8): events at 1, 3 → ceil(.7·64)=45 kept ⇒ 19 pruned.
         // conv8: events 2, 4 → 64 − ceil(.1·64) = 57 pruned.
         #expect(pruner.prunedCounts.map(\.1) == [19, 57])
@@ -119,11 +119,11 @@ func prunedSpec(_ json: String) throws -> RunSpec { try RunSpec.parse(json) }
         guard let pruner = t.pruner, let block = pruner.layers.first(where: { $0.name == "layer4.1.conv2" })?.block else {
             Issue.record("layer4.1 missing"); return
         }
-        _ = t.runEpoch()
+        _ = try t.runEpoch()
         // 192 samples / 16 = 12 training forwards ⇒ one activation-score update (the 10th).
         #expect(block.trainingForwards == 12)
         #expect(block.activationScores?.conv2.contains { $0 > 0 } == true)
-        _ = t.runEpoch()
+        _ = try t.runEpoch()
         #expect(pruner.prunedCounts.map(\.1) == [8, 16])   // forward order: layer4.0.conv1, layer4.1.conv2
         let l = pruner.layers.firstIndex { $0.name == "layer4.1.conv2" } ?? 0
         for u in 0 ..< 32 { #expect(block.keep[u] == (pruner.kept[l][u] ? 1 : 0)) }
@@ -157,7 +157,7 @@ func prunedSpec(_ json: String) throws -> RunSpec { try RunSpec.parse(json) }
         spec.pruning?.scratch = true
         spec.pruning?.layers = [LayerPlan(name: "features.conv8", fraction: 0.9, start: 0, end: 0, period: 40)]
         let t = try Trainer(spec: spec, data: syntheticData(train: 32, test: 32), threads: 1)
-        let r0 = t.runEpoch(), r1 = t.runEpoch(), r2 = t.runEpoch()
+        let r0 = try t.runEpoch(), r1 = try t.runEpoch(), r2 = try t.runEpoch()
         #expect(!r0.trained && r0.train.count == 0 && r0.train.top1 == 0)
         #expect(r0.pruning?.first?.k == 57)
         // The LR drop at milestone 1 happens one epoch later than without scratch pruning.
@@ -214,7 +214,7 @@ func prunedSpec(_ json: String) throws -> RunSpec { try RunSpec.parse(json) }
         spec.width = 0.125
         spec.batchSize = 32
         let t = try Trainer(spec: spec, data: syntheticData(train: 64, test: 32), threads: 2)
-        for _ in 0 ..< spec.epochs { _ = t.runEpoch() }
+        for _ in 0 ..< spec.epochs { _ = try t.runEpoch() }
         let pruner = try #require(t.pruner)
         let fc1 = try #require(pruner.layers.first?.linear)
         let w = t.network.store.value(fc1.weight), b = t.network.store.value(fc1.bias)

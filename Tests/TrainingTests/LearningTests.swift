@@ -37,7 +37,7 @@ func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1
     @Test func conv4LearnsFashionMNIST() throws {
         guard let data = fashion(train: 6000, test: 2000) else { return }
         let trainer = try Trainer(spec: spec(.conv4, epochs: 1, batch: 64), data: data, threads: 2)
-        let r = trainer.runEpoch()
+        let r = try trainer.runEpoch()
         print("conv4: train acc \(r.train.top1)%, test acc \(r.post.top1)% after one epoch of 6000 images at batch 64")
         #expect(r.post.top1 >= 75, "Conv4 test accuracy \(r.post.top1)% on Fashion-MNIST; chance is 10%")
         #expect(r.post.count == 2000 && r.train.count == 6000)
@@ -49,7 +49,7 @@ func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1
         guard let data = fashion(train: 4000, test: 1000) else { return }
         let trainer = try Trainer(spec: spec(p.0, width: p.1, epochs: 2), data: data, threads: 2)
         var last: EpochRecord?
-        for _ in 0 ..< 2 { last = trainer.runEpoch() }
+        for _ in 0 ..< 2 { last = try trainer.runEpoch() }
         let acc = last?.post.top1 ?? 0
         print("\(p.0.rawValue) width \(p.1): test acc \(acc)%")
         #expect(acc >= 60, "\(p.0.rawValue) width \(p.1) reached only \(acc)% on Fashion-MNIST")
@@ -61,7 +61,7 @@ func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1
             var s = spec(.resnet20, width: 0.25, epochs: 2, seed: seed, batch: 64)
             s.augment = augment
             let t = try Trainer(spec: s, data: data, threads: threads)
-            _ = t.runEpoch(); _ = t.runEpoch()
+            _ = try t.runEpoch(); _ = try t.runEpoch()
             return (t.network.store.values.array, t.network.store.state.array, t.optimizer.moment2.array)
         }
         let a = try weights(seed: 5, threads: 2), b = try weights(seed: 5, threads: 2)
