@@ -184,7 +184,7 @@ public struct DaemonBenchmark {
         // optimizer moments are real numbers, as in any checkpoint worth forking).
         let runSpec = try RunSpec(json: try JSON.parse(spec))
         let trainer = try Trainer(spec: runSpec, data: try PreparedData.load(runSpec.data), threads: threads)
-        _ = trainer.runEpoch { _ in true }
+        _ = try trainer.runEpoch { _ in true }
         let file = try Checkpointer(directory: daemon.runDirectory(id).checkpoints, policy: CheckpointSpec()).save(trainer, records: [])
         let bytes = (try? FileManager.default.attributesOfItem(atPath: daemon.runDirectory(id).checkpoint(file))[.size] as? Int) ?? 0
         log("source checkpoint \(file): \(bytes) bytes (\(forkModel), width 1)")

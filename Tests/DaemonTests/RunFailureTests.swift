@@ -21,7 +21,7 @@ struct RunFailureTests {
         let reason = shown["reason"]?.stringValue ?? ""
         #expect(reason.hasPrefix("diverged at epoch 1, step ") && reason.hasSuffix(" of 16: loss is NaN"), "\(reason)")
         #expect(shown["summary"] == nil || shown["summary"] == .null)
-        let dir = try #require(RunID(id).map { d.daemon.runDirectory($0) })
+        let dir = try #require(RunID(id).map { d.daemon.runDirectory($0).path })
         #expect(!FileManager.default.fileExists(atPath: dir + "/summary.json"))
         let log = (try? String(contentsOfFile: dir + "/run.log", encoding: .utf8)) ?? ""
         #expect(log.contains("failed: diverged at epoch 1"), "\(log.suffix(400))")
@@ -36,7 +36,7 @@ struct RunFailureTests {
         defer { d.stop(); try? FileManager.default.removeItem(atPath: d.dir) }
         let c = try d.client()
         let id = try c.ok("submit spec=" + tinySpec(epochs: 1) + " hold=true")["id"]?.stringValue ?? ""
-        let dir = try #require(RunID(id).map { d.daemon.runDirectory($0) })
+        let dir = try #require(RunID(id).map { d.daemon.runDirectory($0).path })
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: dir + "/checkpoints")
         #expect(FileManager.default.createFile(atPath: dir + "/checkpoints", contents: Data("not a directory".utf8)))

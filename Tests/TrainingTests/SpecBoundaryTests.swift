@@ -206,7 +206,7 @@ private func fieldName(_ path: String) -> String {
         try tiny.validateAgainstModel()
         let t = try Trainer(spec: tiny, data: syntheticData(train: 3, test: 2), threads: 2)
         #expect(t.network.convolutions.allSatisfy { $0.outChannels == 1 })
-        let r = t.runEpoch()
+        let r = try t.runEpoch()
         #expect(r.epoch == 1 && t.stepsPerEpoch == 3)
     }
 }
