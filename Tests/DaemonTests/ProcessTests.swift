@@ -402,4 +402,30 @@ struct ProcessTests {
         #expect(lines.last == "pruned: stopped")
         #expect(lines.allSatisfy { $0.hasPrefix("pruned: ") }, "\(lines)")
     }
+
+    /// After runs end, an idle daemon hands their memory back: 12 runs of three models, then
+    /// the resident size is at most 64 MB (it kept hundreds of MB before).
+    @Test(.enabled(if: haveFashionMNIST)) func anIdleDaemonGivesMemoryBackAfterRuns() throws {
+        let dir = makeTempDir("idle-mem")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let d = try startDaemon(dir, 1)
+        defer { d.kill9() }
+        func rssKB() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/\(d.pid)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? -1
+        }
+        let fresh = rssKB()
+        let c = try TestClient(dir + "/s")
+        let models = ["conv4", "vgg11_bn", "resnet20"]
+        for i in 0 ..< 12 {
+            let spec = #"{"model":"\#(models[i % 3])","width":0.25,"dataset":{"kind":"fashion_mnist","path":"\#(fashionMNIST)","train_limit":512,"test_limit":256},"#
+                + #""epochs":1,"batch_size":64,"seed":\#(i + 1)}"#
+            _ = try c.ok("submit group=mem spec=" + spec)
+        }
+        #expect(try waitFor(600) { try c.ok("list group=mem state=completed")["count"]?.intValue == 12 })
+        usleep(500_000)
+        let idle = rssKB()
+        #expect(idle > 0 && idle <= 64 * 1024, "idle RSS \(idle) kB after 12 runs (fresh: \(fresh) kB)")
+    }
 }
