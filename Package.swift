@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Daemon", dependencies: ["Control", "ControlClient", "Training", "Checkpointing", "Engine", "PrunedJSON", "CSystemd"],
                 swiftSettings: plain),
         .executableTarget(name: "pruned", dependencies: [
-            "Training", "Engine", "Checkpointing", "Daemon", "Control",
+            "Training", "Engine", "Checkpointing", "Daemon", "Control", "Results",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: plain),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], swiftSettings: optimised),
