@@ -44,8 +44,9 @@ public enum SlurmTask {
 #     the run is unfinished and DIR/slurm-cancel does not exist, requeues this task with
 #     `scontrol requeue ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}` (the bare job id would requeue
 #     the whole array). Slurm itself requeues on preemption, but not on a time limit nor after a
-#     task exits during a preemption grace period; a redundant requeue is refused harmlessly.
-#     Signals arriving twice are harmless.
+#     task exits during a preemption grace period; a redundant requeue is refused harmlessly
+#     ("Job is pending execution"). The task exits 1 when the requeue fails otherwise (e.g. a job
+#     submitted without --requeue). Signals arriving twice are harmless.
 #
 # To cancel a task for good: touch DIR/slurm-cancel, then scancel JOBID_TASK. A plain scancel
 # looks to the task exactly like a preemption (SIGTERM, job state COMPLETING), and a task that
@@ -83,6 +84,7 @@ log "running $dir with $bin, $threads thread(s), Slurm restart count $restarts"
 
 stop=""      # the first signal received (USR1 or TERM); later ones are only logged
 child=""
+# shellcheck disable=SC2317  # called by the traps below
 on_signal() {
   if [ -n "$stop" ]; then log "SIG$1 received again: already stopping"; return; fi
   stop=$1
@@ -117,8 +119,11 @@ fi
 target="${SLURM_ARRAY_JOB_ID:-}_${SLURM_ARRAY_TASK_ID}"
 if out=$(scontrol requeue "$target" 2>&1); then
   log "stopped on SIG$stop (pruned exit status $rc); requeued $target: it resumes from the checkpoint"
+elif [[ $out == *"pending execution"* ]]; then
+  log "stopped on SIG$stop (pruned exit status $rc); Slurm has already requeued $target (scontrol: $out)"
 else
-  log "stopped on SIG$stop (pruned exit status $rc); scontrol requeue $target: ${out:-failed} (a task Slurm has already requeued is 'pending execution')"
+  log "stopped on SIG$stop (pruned exit status $rc); scontrol requeue $target failed: ${out:-no message}; the run stays unfinished until its task is submitted again"
+  exit 1
 fi
 exit 0
 
