@@ -65,8 +65,8 @@ finish() {
   [ -n "${refpid:-}" ] && kill "$refpid" 2>/dev/null
   echo
   for f in "${failures[@]+"${failures[@]}"}"; do echo "failed: $f"; done
-  echo "took $(( $(date +%s) - t_start )) s; files in $work"
-  if [ "$failed" = 0 ] && [ "$keep" = 0 ]; then rm -rf "$work"; fi
+  if [ "$failed" = 0 ] && [ "$keep" = 0 ]; then rm -rf "$work"; echo "took $(( $(date +%s) - t_start )) s"
+  else echo "took $(( $(date +%s) - t_start )) s; files kept in $work"; fi
   echo "slurm: $passed passed, $failed failed"
   [ "$failed" = 0 ]
   exit $?
