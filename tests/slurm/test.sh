@@ -234,6 +234,10 @@ ok "requeue: task 0 resumed from its checkpoint (restart count ${n:-?})" "$(grep
   bash -c '[ "${1:-0}" -ge 1 ] && [[ $2 == *"resuming from ckpt-"* ]]' _ "$n" "$o"
 ok "requeue: task 0's output notes the changed build id" "no 'written by build' note" grep -q "note: the checkpoint was written by build" <<<"$o"
 ok "requeue: pruned checkpointed at a training step on SIGTERM" "no 'stopped at step' line" grep -qE "stopped (at step|after epoch) .*checkpoint written" <<<"$o"
+# seconds from the task's "SIGTERM received" line to its "stopped on SIGTERM" line (pruned has exited)
+t_sig=$(grep -m1 "SIGTERM received" <<<"$o" | cut -d' ' -f1); t_stop=$(grep -m1 "stopped on SIGTERM" <<<"$o" | cut -d' ' -f1)
+stop_s=$(( $(date -d "${t_stop:-1970-01-01T00:00:00Z}" +%s) - $(date -d "${t_sig:-2970-01-01T00:00:00Z}" +%s) ))
+ok "requeue: pruned stopped ${stop_s} s after SIGTERM, well within KillWait (10 s)" "'$t_sig' → '$t_stop'" test "$stop_s" -ge 0 -a "$stop_s" -le 5
 for t in "${preempted[@]+"${preempted[@]}"}"; do
   r=s$((t + 1)); o=$(out_of "${A}_$t"); n=$(restarts "$r")
   ok "preempt: task $t preempted by the urgent job, resumed (restart count ${n:-?}), bit-identical" \
