@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Daemon", dependencies: ["Control", "ControlClient", "Training", "Checkpointing", "Engine", "PrunedJSON", "RunLayout", "CSystemd"],
                 swiftSettings: plain),
         .executableTarget(name: "pruned", dependencies: [
-            "Training", "RunLayout", "Engine", "Checkpointing", "Daemon", "Control",
+            "Training", "RunLayout", "Engine", "Checkpointing", "Daemon", "Control", "Results",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: plain),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], swiftSettings: optimised),

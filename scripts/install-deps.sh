@@ -2,8 +2,15 @@
 # Installs the Debian packages pruned needs (build: OpenBLAS, zstd, systemd, zlib headers, make;
 # clients and their tests: socat, python3;
 # data: the real Fashion-MNIST). Skips apt entirely when everything is already there.
+# Usage: scripts/install-deps.sh [--slurm] [MORE_PACKAGES...]
+#   --slurm  also Slurm 22.05 and munge (slurmctld slurmd slurm-client munge), for tests/slurm/ and
+#            ../shared/tools/slurm-local (whose start-cluster.sh --install also installs them)
 set -euo pipefail
-packages=(libopenblas-dev libzstd-dev libsystemd-dev zlib1g-dev pkg-config dataset-fashion-mnist make socat python3 "$@")
+extra=()
+for a in "$@"; do
+  if [ "$a" = --slurm ]; then extra+=(slurmctld slurmd slurm-client munge); else extra+=("$a"); fi
+done
+packages=(libopenblas-dev libzstd-dev libsystemd-dev zlib1g-dev pkg-config dataset-fashion-mnist make socat python3 "${extra[@]+"${extra[@]}"}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

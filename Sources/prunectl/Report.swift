@@ -62,26 +62,13 @@ struct Report: ParsableCommand {
                               + (failed.isEmpty ? "" : " (\(failed.count) failed, excluded: \(failed.joined(separator: ", ")))"))
             }
             let report = Results.Report(runs: runs, resamples: resamples, seed: seed)
-            if g.json || format == "json" { print(report.json().rendered) } else if format == "csv" { print(report.csv(), terminator: "") } else {
-                print(report.table())
-                let counted = runs.filter { !$0.isFailed }
-                if counted.contains(where: { ($0.spec["dataset"]?["kind"]?.stringValue ?? "") != "cifar10" }) {
-                    print("note: runs on \(Set(counted.compactMap { $0.spec["dataset"]?["kind"]?.stringValue }).sorted().joined(separator: ", ")), not CIFAR-10")
-                }
-            }
+            print(ReportOutput.text(report, runs: runs, format: g.json ? .json : ReportFormat(rawValue: format) ?? .table), terminator: "")
             if let dir = figures {
                 do {
-                    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                    let files: [(String, String)] = [
-                        ("accuracy-over-epochs.svg", Figures.accuracyOverEpochs(runs, resamples: resamples, seed: seed)),
-                        ("rate-sweep.svg", Figures.rateSweep(runs, resamples: resamples, seed: seed)),
-                        ("stability-vs-accuracy.svg", Figures.stabilityVsAccuracy(runs)),
-                        ("report.csv", report.csv()),
-                    ]
-                    for (name, text) in files { try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
-                    printErr("prunectl: wrote \(files.map(\.0).joined(separator: ", ")) to \(dir)")
+                    let files = try ReportOutput.writeFigures(runs, report: report, to: dir, resamples: resamples, seed: seed)
+                    printErr("prunectl: wrote \(files.joined(separator: ", ")) to \(dir)")
                 } catch {
-                    throw Failure("cannot write figures to \(dir): \(error.localizedDescription)")
+                    throw Failure("\(error)")
                 }
             }
         }

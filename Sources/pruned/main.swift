@@ -8,6 +8,7 @@ import Daemon
 import Engine
 import Foundation
 import PrunedJSON
+import Results
 import Training
 
 @main
@@ -16,7 +17,8 @@ struct Pruned: ParsableCommand {
         commandName: "pruned",
         abstract: "Train and prune CNNs for generalization-stability experiments.",
         version: "0.1.0",
-        subcommands: [DaemonCommand.self, DaemonBench.self, Run.self, Bench.self, PresetsCommand.self, Layers.self, Ckpt.self])
+        subcommands: [DaemonCommand.self, DaemonBench.self, Run.self, Bench.self, PresetsCommand.self, Layers.self, Ckpt.self,
+                      SlurmScript.self, ReportCommand.self])
 }
 
 struct DaemonCommand: ParsableCommand {
@@ -195,7 +197,18 @@ struct Run: ParsableCommand {
             if let n = ProcessInfo.processInfo.environment["PRUNED_TEST_SIGTERM_AT_STEP"].flatMap({ Int($0) }) {
                 options.afterStep = { t in if t.optimizer.step == n { kill(getpid(), SIGTERM) } }
             }
-            let summary = try ForegroundRun.execute(spec: s, outDir: out, threads: threads, options: options) { print($0); fflush(stdout) }
+            // DIR/progress.json (ProgressFile.swift): state, position, speed, host and Slurm ids.
+            let progress = ProgressFile(directory: out)
+            progress.onWriteError = { printErr("pruned: note: \($0)") }
+            progress.attach(to: &options)
+            let summary: RunSummary
+            do {
+                summary = try ForegroundRun.execute(spec: s, outDir: out, threads: threads, options: options) { print($0); fflush(stdout) }
+            } catch {
+                progress.failed("\(error)")
+                throw error
+            }
+            progress.ended(summary)
             if summary.interrupted { return }
             if let st = RunStatistics(summary.records) {
                 print(String(format: "done: best test accuracy %.2f%% at epoch %d, mean stability %.2f%% (%@); results in %@",
@@ -396,6 +409,68 @@ struct CkptExport: ParsableCommand {
             }
         } catch let e as CheckpointError {
             printErr("pruned: \(file): \(e)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct SlurmScript: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slurm-script",
+        abstract: "Print the Slurm array task script (examples/slurm/pruned-array.sbatch): one run directory per task.",
+        discussion: "Its header gives the sbatch options; README.md's \"Running on a Slurm cluster\" section the workflow.")
+
+    func run() throws { print(SlurmTask.script, terminator: "") }
+}
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "The report of `prunectl report` over run directories, without a daemon.",
+        discussion: """
+        Each DIR is a run directory (spec.json, metrics.jsonl, summary.json) or a directory of run directories. \
+        Runs without summary.json (unfinished, stopped or failed) are excluded and listed. Runs are grouped into \
+        configurations by their spec without seed and name. --figures DIR writes accuracy-over-epochs.svg, \
+        rate-sweep.svg, stability-vs-accuracy.svg and report.csv.
+        """)
+
+    @Argument(help: "Run directories, or directories of run directories.") var dirs: [String]
+    @Option(name: .long, help: "table, csv or json.") var format = "table"
+    @Option(name: .long, help: "Write the SVG figures and report.csv into this directory.") var figures: String?
+    @Option(name: .long, help: "Bootstrap resamples.") var resamples = Statistics.defaultResamples
+    @Option(name: .long, help: "Bootstrap seed (results are reproducible for a seed).") var seed: UInt64 = 0
+
+    func validate() throws {
+        guard !dirs.isEmpty else { throw ValidationError("name at least one run directory") }
+        guard ReportFormat(rawValue: format) != nil else { throw ValidationError("--format must be table, csv or json") }
+        guard (10 ... 1_000_000).contains(resamples) else { throw ValidationError("--resamples must be in 10…1000000") }
+    }
+
+    func run() throws {
+        let fmt = ReportFormat(rawValue: format) ?? .table
+        do {
+            let found = try RunDirectories.load(dirs)
+            guard !found.finished.isEmpty else {
+                printErr("pruned: no finished runs (summary.json) in \(dirs.joined(separator: ", "))"
+                         + (found.exclusionNote.map { "; " + $0 } ?? ""))
+                throw ExitCode(1)
+            }
+            let report = Results.Report(runs: found.finished, resamples: resamples, seed: seed)
+            if fmt == .json, case .object(var pairs) = report.json() {
+                pairs.append(("unfinished", found.unfinishedJSON))
+                print(JSON.object(pairs).rendered)
+            } else {
+                print(ReportOutput.text(report, runs: found.finished, format: fmt), terminator: "")
+            }
+            if let note = found.exclusionNote {
+                if fmt == .table { print(note) } else { printErr("pruned: " + note) }
+            }
+            if let dir = figures {
+                let files = try ReportOutput.writeFigures(found.finished, report: report, to: dir, resamples: resamples, seed: seed)
+                printErr("pruned: wrote \(files.joined(separator: ", ")) to \(dir)")
+            }
+        } catch let e as ResultsError {
+            printErr("pruned: \(e)")
             throw ExitCode(1)
         }
     }
