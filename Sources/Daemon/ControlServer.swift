@@ -51,11 +51,6 @@ final class ControlServer {
     let wakeRead: Int32
     let wakeWrite: Int32
     var connections: [Int32: Connection] = [:]
-    var lastStatus = ""
-    var lastStatusTime = 0.0
-    var lastWatchdog = 0.0
-    var lastExtend = 0.0
-    let watchdogInterval: Double?
     let allowedGID: gid_t?
     let adminGID: gid_t?
 
@@ -82,7 +77,6 @@ final class ControlServer {
             throw DaemonError("no socket: systemd passed none and no --socket path was given")
         }
         _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
-        watchdogInterval = Notify.watchdogInterval()
         signalPipeWrite = wakeWrite
         signal(SIGPIPE, SIG_IGN)
         var set = sigset_t()
@@ -133,10 +127,13 @@ final class ControlServer {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw DaemonError("socket: \(String(cString: strerror(errno)))") }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        let old = umask(0o117)
+        // The socket's mode is set after bind, not through umask: the umask is the whole process's,
+        // and changing it would race with anything else creating files meanwhile. Until the chmod
+        // the socket is reachable only by those who may enter its directory (checked above), and
+        // every peer is still identified by SO_PEERCRED; listen() comes after the chmod anyway.
         let rc = UnixSocketAddress.withAddress(path) { Glibc.bind(fd, $0, $1) }
-        umask(old)
         guard rc == 0 else { let e = String(cString: strerror(errno)); close(fd); throw DaemonError("cannot bind \(path): \(e)") }
+        guard chmod(path, 0o660) == 0 else { let e = String(cString: strerror(errno)); close(fd); throw DaemonError("cannot set the mode of \(path): \(e)") }
         guard listen(fd, 128) == 0 else { let e = String(cString: strerror(errno)); close(fd); throw DaemonError("listen on \(path): \(e)") }
         return fd
     }
@@ -145,32 +142,20 @@ final class ControlServer {
 
     // MARK: the loop
 
-    /// Serves until the daemon stops (SIGTERM, drain) and every run has been checkpointed.
+    /// Serves until the daemon says to exit (SIGTERM or `drain`, once every run has stopped).
     func loop() throws {
         var accepting = true
-        var signalled: String?
         while true {
-            // Exit conditions.
-            let (stopping, workerCount, draining) = daemon.lock.withLock { (daemon.stopping, daemon.workers.count, daemon.draining) }
-            if let why = signalled, stopping == nil { daemon.requestStop(why); continue }
-            if stopping != nil || draining == .finish {
-                if accepting && stopping != nil {
-                    accepting = false
-                    Notify.send("STOPPING=1")
-                }
-                if workerCount == 0 && (stopping != nil || draining == .finish) {
-                    if accepting { Notify.send("STOPPING=1") }
-                    deliverCompletions()
-                    deliverEvents()
-                    flushAll(deadline: now() + 2)
-                    return
-                }
-                if stopping != nil && now() - lastExtend > 10 {
-                    lastExtend = now()
-                    Notify.send("EXTEND_TIMEOUT_USEC=30000000")
-                }
+            switch daemon.tick() {
+            case .exit:
+                deliverCompletions()
+                deliverEvents()
+                flushAll(deadline: now() + 2)
+                return
+            case .serve(let a):
+                accepting = a
             }
-            housekeeping()
+            expireIdleConnections()
 
             var pfds: [pollfd] = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
             if accepting { pfds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
@@ -180,8 +165,7 @@ final class ControlServer {
                 if c.pendingOutput > 0 { ev |= Int16(POLLOUT) }
                 pfds.append(pollfd(fd: c.fd, events: ev, revents: 0))
             }
-            let timeout = Int32(min(1000, (watchdogInterval ?? 4) / 4 * 1000))
-            let n = poll(&pfds, nfds_t(pfds.count), timeout)
+            let n = poll(&pfds, nfds_t(pfds.count), daemon.pollTimeoutMilliseconds)
             if n < 0 && errno != EINTR { throw DaemonError("poll: \(String(cString: strerror(errno)))") }
             if n <= 0 { continue }
             for p in pfds where p.revents != 0 {
@@ -190,7 +174,7 @@ final class ControlServer {
                     while true {
                         let k = read(wakeRead, &buf, buf.count)
                         if k <= 0 { break }
-                        if buf[0 ..< k].contains(2) { signalled = "SIGTERM" } else if buf[0 ..< k].contains(3) { signalled = "SIGINT" }
+                        if buf[0 ..< k].contains(2) { daemon.requestStop("SIGTERM") } else if buf[0 ..< k].contains(3) { daemon.requestStop("SIGINT") }
                     }
                 } else if p.fd == listenFD {
                     acceptAll()
@@ -213,30 +197,10 @@ final class ControlServer {
         }
     }
 
-    /// Watchdog pings (only while the loop and every worker are alive), STATUS= updates, idle timeouts.
-    func housekeeping() {
+    /// Closes connections silent for longer than the idle timeout (subscribers and connections
+    /// waiting for a deferred reply excepted).
+    func expireIdleConnections() {
         let t = now()
-        if let w = watchdogInterval, t - lastWatchdog >= w / 3 {
-            if daemon.lock.withLock({ daemon.workersAliveLocked() }) {
-                Notify.send("WATCHDOG=1")
-                lastWatchdog = t
-            } else if t - lastWatchdog >= w / 3 {
-                daemon.logger.log(.error, "a run has made no progress for \(Int(daemon.config.stallLimit)) s: withholding the watchdog ping")
-                lastWatchdog = t
-            }
-        }
-        let (dirty, line) = daemon.lock.withLock { () -> (Bool, String) in
-            let d = daemon.statusDirty
-            daemon.statusDirty = false
-            return (d, d ? daemon.statusLineLocked() : "")
-        }
-        if dirty && line != lastStatus && t - lastStatusTime >= 1 {
-            Notify.send("STATUS=" + line)
-            lastStatus = line
-            lastStatusTime = t
-        } else if dirty {
-            daemon.lock.withLock { daemon.statusDirty = true }
-        }
         for c in Array(connections.values) where !c.subscribed && c.waitingFor == nil && t - c.lastActivity > daemon.config.idleTimeout {
             if c.closeAfterFlush {
                 // Told already; a client that still does not read is dropped after a grace period.
@@ -414,12 +378,7 @@ final class ControlServer {
     // MARK: deferred replies and events
 
     func deliverCompletions() {
-        let done = daemon.lock.withLock { () -> [(Int, Reply)] in
-            let d = daemon.completions
-            daemon.completions = []
-            return d
-        }
-        for (token, reply) in done {
+        for (token, reply) in daemon.takeCompletions() {
             guard let c = connections.values.first(where: { $0.waitingFor == token }) else { continue }
             c.send(reply)
             c.waitingFor = nil
@@ -432,11 +391,7 @@ final class ControlServer {
     }
 
     func deliverEvents(to c: Connection) {
-        let batch = daemon.lock.withLock { () -> [Event] in
-            guard let first = daemon.events.first, c.cursor < daemon.nextSeq else { return [] }
-            let from = Int(max(c.cursor, first.seq) - first.seq)
-            return Array(daemon.events[from...])
-        }
+        let batch = daemon.events(from: c.cursor)
         for e in batch {
             c.cursor = e.seq + 1
             if let r = c.filterRun, e.run != r { continue }

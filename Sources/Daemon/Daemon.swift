@@ -72,13 +72,6 @@ enum HandlerResult {
     case close(Reply)
 }
 
-struct Event {
-    var seq: UInt64
-    var run: RunID?
-    var group: String?
-    var json: JSON
-}
-
 public final class Daemon: @unchecked Sendable {
     public let config: DaemonConfiguration
     public let logger: Logger
@@ -95,17 +88,17 @@ public final class Daemon: @unchecked Sendable {
     var workers: [RunID: RunWorker] = [:]
     var nextID = 1
     var nextOrder = 1
-    var events: [Event] = []
-    var nextSeq: UInt64 = 1
+    var ring: EventRing
     var completions: [(Int, Reply)] = []
     var nextToken = 1
     var draining: DrainMode?
     var stopping: String?
     var statusDirty = true
 
-    /// Set by the control loop; workers write a byte to wake it.
+    /// The control loop's wake pipe (see `attachWakeup`); workers write a byte to wake it.
     var wakeWrite: Int32 = -1
-    var server: ControlServer?
+    /// Only the control thread touches it, through `tick`.
+    var lifecycle = LifecycleState()
 
     /// Replays the ledger and recovers runs that were running when the daemon last stopped.
     public init(configuration: DaemonConfiguration, logger: Logger = Logger()) throws {
@@ -115,6 +108,7 @@ public final class Daemon: @unchecked Sendable {
         _ = mallopt(M_ARENA_MAX, Int32(clamping: configuration.runs + 1))
         config = configuration
         self.logger = logger
+        ring = EventRing(capacity: configuration.eventRingSize)
         var bytes = [UInt8](repeating: 0, count: 6)
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0 ... 255) }
         bootID = bytes.map { String(format: "%02x", $0) }.joined()
@@ -214,13 +208,9 @@ public final class Daemon: @unchecked Sendable {
 
     /// Appends an event to the ring (lock held) and logs it.
     func emitLocked(_ type: String, run: RunID?, fields: [(String, JSON)], level: LogLevel = .info, message: String? = nil) {
-        var pairs: [(String, JSON)] = [("seq", .number(Double(nextSeq))), ("time", .number(now())), ("type", .string(type))]
+        var pairs: [(String, JSON)] = [("time", .number(now())), ("type", .string(type))]
         if let run { pairs.append(("run", .string(run.description))) }
-        pairs += fields
-        let group = run.flatMap { runs[$0]?.group }
-        events.append(Event(seq: nextSeq, run: run, group: group, json: .object(pairs)))
-        nextSeq += 1
-        if events.count > config.eventRingSize { events.removeFirst(events.count - config.eventRingSize) }
+        ring.append(run: run, group: run.flatMap { runs[$0]?.group }, fields: pairs + fields)
         statusDirty = true
         if let message {
             var f: [(String, String)] = [("EVENT", type)]
@@ -511,17 +501,14 @@ public final class Daemon: @unchecked Sendable {
             releaseStateLock()
             throw error
         }
-        lock.withLock {
-            self.server = server
-            wakeWrite = server.wakeWrite
-        }
+        attachWakeup(server.wakeWrite)
         lock.withLock { dispatchLocked() }
         let statusLine = lock.withLock { statusLineLocked() }
         Notify.send("READY=1\nSTATUS=" + statusLine)
         logger.log(.notice, "ready on \(server.describeSocket) (protocol \(ProtocolInfo.version), daemon \(config.version), \(config.runs) run(s) × \(config.threadsPerRun) thread(s))")
         try server.loop()
         server.shutdown()
-        lock.withLock { wakeWrite = -1; self.server = nil }
+        attachWakeup(-1)
         logger.log(.notice, "stopped")
         releaseStateLock()
     }

@@ -45,15 +45,10 @@ extension Daemon {
             case .checkpoint(let id): return try checkpoint(id, peer: peer)
             case .subscribe(let since, let run, let group):
                 return lock.withLock {
-                    let oldest = events.first?.seq ?? nextSeq
-                    // A sequence number this daemon never issued: the client saw another boot.
-                    // (Compared before adding 1: `since` may be any UInt64, even UInt64.max.)
-                    let reset = since.map { $0 >= nextSeq } ?? false
-                    let from = since.map { reset ? oldest : $0 + 1 } ?? nextSeq
-                    let lost = from < oldest ? oldest - from : 0
-                    let reply = Reply.ok(.object([("subscribed", .bool(true)), ("boot_id", .string(bootID)), ("next_seq", .number(Double(nextSeq))),
-                                                  ("oldest_seq", .number(Double(oldest))), ("lost", .number(Double(lost))), ("reset", .bool(reset))]))
-                    return .subscribe(reply, cursor: max(from, oldest), run: run, group: group)
+                    let s = ring.subscribe(since: since)
+                    let reply = Reply.ok(.object([("subscribed", .bool(true)), ("boot_id", .string(bootID)), ("next_seq", .number(Double(ring.nextSeq))),
+                                                  ("oldest_seq", .number(Double(ring.oldestSeq))), ("lost", .number(Double(s.lost))), ("reset", .bool(s.reset))]))
+                    return .subscribe(reply, cursor: s.cursor, run: run, group: group)
                 }
             case .unsubscribe: return .unsubscribe(.ok(.object([("subscribed", .bool(false))])))
             case .drain(let mode): return .reply(try drain(mode, peer: peer))
@@ -92,7 +87,7 @@ extension Daemon {
                 ("running", .array(workers.keys.sorted().compactMap { runs[$0]?.summaryJSON })),
                 ("slots", .number(Double(config.runs))), ("threads_per_run", .number(Double(config.threadsPerRun))),
                 ("draining", draining.map { .string($0.rawValue) } ?? .null), ("stopping", stopping.map { .string($0) } ?? .null),
-                ("status", .string(statusLineLocked())), ("next_seq", .number(Double(nextSeq))),
+                ("status", .string(statusLineLocked())), ("next_seq", .number(Double(ring.nextSeq))),
                 ("state_directory", .string(config.stateDirectory)),
             ])
         }

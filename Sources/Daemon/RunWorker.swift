@@ -48,15 +48,8 @@ final class RunWorker {
         let id = self.id
         var options = RunOptions(fork: fork)
         options.stopHint = ""
-        options.stopRequested = { [unowned self] in daemon.lock.withLock { self.stop != nil } }
-        options.checkpointRequested = { [unowned self] in
-            daemon.lock.withLock {
-                guard !self.checkpointWaiters.isEmpty else { return false }
-                self.checkpointInFlight += self.checkpointWaiters
-                self.checkpointWaiters = []
-                return true
-            }
-        }
+        options.stopRequested = { daemon.stopRequested(id) }
+        options.checkpointRequested = { daemon.takeCheckpointRequest(id) }
         options.afterStep = { t in daemon.workerStepped(id, trainer: t) }
         options.onStart = { t, resumed in daemon.workerStarted(id, trainer: t, resumedFrom: resumed) }
         options.onEpoch = { r in daemon.workerEpoch(id, record: r) }
