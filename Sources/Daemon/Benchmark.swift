@@ -47,31 +47,9 @@ public struct DaemonBenchmark {
     }
 
     public func run(log: (String) -> Void) throws -> Result {
-        let dir = "/tmp/pruned-bench-\(getpid())"
-        try? FileManager.default.removeItem(atPath: dir)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        var config = DaemonConfiguration(stateDirectory: dir + "/state")
-        config.socketPath = dir + "/s"
-        config.threadsPerRun = threads
-        config.maxConnections = clients + 16
-        let daemon = try Daemon(configuration: config, logger: Logger(journal: false, capture: false, echo: false))
-        let finished = DispatchSemaphore(value: 0)
-        let t = Thread {
-            do { try daemon.run() } catch { FileHandle.standardError.write(Data("daemon: \(error)\n".utf8)) }
-            finished.signal()
-        }
-        t.stackSize = 8 << 20
-        t.start()
-        defer {
-            daemon.requestStop("benchmark done")
-            _ = finished.wait(timeout: .now() + 120)
-        }
-        var admin: ControlConnection?
-        for _ in 0 ..< 200 where admin == nil {
-            admin = try? ControlConnection(path: config.socketPath!)
-            if admin == nil { usleep(20_000) }
-        }
-        guard let admin else { throw ClientError("the benchmark daemon did not start") }
+        let bench = try BenchDaemon(tag: "bench", threads: threads, maxConnections: clients + 16)
+        defer { bench.stop() }
+        let (daemon, admin) = (bench.daemon, bench.admin)
         let spec = #"{"model":"\#(model)","width":\#(width),"dataset":{"kind":"fashion_mnist","path":"\#(dataPath)","test_limit":1000},"#
             + #""epochs":1000,"batch_size":128,"seed":1,"checkpoint":{"every_steps":100000}}"#
         let submitted = try admin.call(try Request.parse("submit spec=" + spec))
@@ -92,7 +70,7 @@ public struct DaemonBenchmark {
             // Quiet window: one prober measures round trips back to back, 20 per second.
             do {
                 let s0 = steps(), t0 = Trainer.monotonicSeconds()
-                let prober = try ControlConnection(path: config.socketPath!)
+                let prober = try ControlConnection(path: bench.socketPath)
                 while Trainer.monotonicSeconds() - t0 < window {
                     let a = Trainer.monotonicSeconds()
                     try prober.call(pair % 2 == 0 ? statusRequest : showRequest)
@@ -111,7 +89,7 @@ public struct DaemonBenchmark {
                 let group = DispatchGroup()
                 for k in 0 ..< clients {
                     group.enter()
-                    let th = Thread { [socketPath = config.socketPath!, pollInterval] in
+                    let th = Thread { [socketPath = bench.socketPath, pollInterval] in
                         defer { group.leave() }
                         guard let c = try? ControlConnection(path: socketPath) else { errors.add(1, ordering: .relaxed); return }
                         var mine: [Double] = []
@@ -152,30 +130,9 @@ public struct DaemonBenchmark {
     /// of the same length before them. Returns JSON lines: quiet and forking latencies, and the
     /// time each fork took to answer.
     public func forkLatency(model forkModel: String = "vgg11_bn", forks: Int = 5, log: (String) -> Void) throws -> [JSON] {
-        let dir = "/tmp/pruned-forkbench-\(getpid())"
-        try? FileManager.default.removeItem(atPath: dir)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        var config = DaemonConfiguration(stateDirectory: dir + "/state")
-        config.socketPath = dir + "/s"
-        config.threadsPerRun = threads
-        let daemon = try Daemon(configuration: config, logger: Logger(journal: false, capture: false, echo: false))
-        let finished = DispatchSemaphore(value: 0)
-        let t = Thread {
-            do { try daemon.run() } catch { FileHandle.standardError.write(Data("daemon: \(error)\n".utf8)) }
-            finished.signal()
-        }
-        t.stackSize = 8 << 20
-        t.start()
-        defer {
-            daemon.requestStop("benchmark done")
-            _ = finished.wait(timeout: .now() + 120)
-        }
-        var admin: ControlConnection?
-        for _ in 0 ..< 200 where admin == nil {
-            admin = try? ControlConnection(path: config.socketPath!)
-            if admin == nil { usleep(20_000) }
-        }
-        guard let admin else { throw ClientError("the benchmark daemon did not start") }
+        let bench = try BenchDaemon(tag: "forkbench", threads: threads, maxConnections: 128)
+        defer { bench.stop() }
+        let (daemon, admin) = (bench.daemon, bench.admin)
         let spec = #"{"model":"\#(forkModel)","width":1,"dataset":{"kind":"fashion_mnist","path":"\#(dataPath)","train_limit":256,"test_limit":256},"#
             + #""epochs":10,"batch_size":128,"seed":1}"#
         let submitted = try admin.call(try Request.parse("submit hold=true spec=" + spec))
@@ -189,7 +146,7 @@ public struct DaemonBenchmark {
         let bytes = (try? FileManager.default.attributesOfItem(atPath: daemon.runDirectory(id).checkpoint(file))[.size] as? Int) ?? 0
         log("source checkpoint \(file): \(bytes) bytes (\(forkModel), width 1)")
 
-        let prober = try ControlConnection(path: config.socketPath!)
+        let prober = try ControlConnection(path: bench.socketPath)
         let status = try Request.parse("status")
         func probe(while busy: () -> Bool) throws -> [Double] {
             var out: [Double] = []
@@ -206,7 +163,7 @@ public struct DaemonBenchmark {
         let forking = Atomic<Bool>(true)
         let forkTimes = Mutex<[Double]>([])
         let forkErrors = Mutex<[String]>([])
-        let forker = Thread { [socketPath = config.socketPath!] in
+        let forker = Thread { [socketPath = bench.socketPath] in
             defer { forking.store(false, ordering: .relaxed) }
             guard let c = try? ControlConnection(path: socketPath), let request = try? Request.parse("fork \(id) hold=true") else { return }
             for _ in 0 ..< forks {
@@ -245,5 +202,49 @@ public struct DaemonBenchmark {
             .object([("measure", .string("training")), ("quiet_images_per_second", .number(q * 128)),
                      ("loaded_images_per_second", .number(l * 128)), ("slowdown_percent", .number(r.slowdown * 100))]),
         ]
+    }
+}
+
+/// A daemon in this process on a temporary state directory, for the benchmarks, with one
+/// connection ready; `stop()` stops it and removes the directory.
+final class BenchDaemon {
+    let directory: String
+    let daemon: Daemon
+    let admin: ControlConnection
+    var socketPath: String { directory + "/s" }
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(tag: String, threads: Int, maxConnections: Int) throws {
+        directory = "/tmp/pruned-\(tag)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: directory)
+        var config = DaemonConfiguration(stateDirectory: directory + "/state")
+        config.socketPath = directory + "/s"
+        config.threadsPerRun = threads
+        config.maxConnections = maxConnections
+        let daemon = try Daemon(configuration: config, logger: Logger(journal: false, capture: false, echo: false))
+        self.daemon = daemon
+        let finished = self.finished
+        let t = Thread {
+            do { try daemon.run() } catch { FileHandle.standardError.write(Data("daemon: \(error)\n".utf8)) }
+            finished.signal()
+        }
+        t.stackSize = 8 << 20
+        t.start()
+        var admin: ControlConnection?
+        for _ in 0 ..< 200 where admin == nil {
+            admin = try? ControlConnection(path: directory + "/s")
+            if admin == nil { usleep(20_000) }
+        }
+        guard let admin else {
+            daemon.requestStop("benchmark failed")
+            throw ClientError("the benchmark daemon did not start")
+        }
+        self.admin = admin
+    }
+
+    func stop() {
+        daemon.requestStop("benchmark done")
+        _ = finished.wait(timeout: .now() + 120)
+        try? FileManager.default.removeItem(atPath: directory)
     }
 }

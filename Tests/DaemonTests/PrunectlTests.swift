@@ -12,36 +12,16 @@ import Testing
 
 let prunectlBinary = packageRoot + "/.build/debug/prunectl"
 
-struct CLIResult {
-    var status: Int32
-    var out: String
-    var err: String
+typealias CLIResult = ToolResult
+
+extension ToolResult {
     var lines: [String] { out.split(separator: "\n").map(String.init) }
     var json: [JSON] { lines.compactMap { try? JSON.parse($0) } }
 }
 
 /// Runs prunectl with `args` against `socket` (via PRUNED_SOCKET), with a bounded wait.
 func prunectl(_ socket: String, _ args: [String], timeout: Double = 120) throws -> CLIResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: prunectlBinary)
-    p.arguments = args
-    var env = ProcessInfo.processInfo.environment
-    env["PRUNED_SOCKET"] = socket
-    p.environment = env
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    final class Box: @unchecked Sendable { var data = Data() }
-    let group = DispatchGroup()
-    let outBox = Box(), errBox = Box()
-    group.enter()
-    DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    if group.wait(timeout: .now() + timeout) == .timedOut { p.terminate(); group.wait() }
-    p.waitUntilExit()
-    return CLIResult(status: p.terminationStatus, out: String(decoding: outBox.data, as: UTF8.self), err: String(decoding: errBox.data, as: UTF8.self))
+    try runTool(prunectlBinary, args, environment: ["PRUNED_SOCKET": socket], limit: timeout)
 }
 
 @Suite(.serialized, .enabled(if: haveFashionMNIST && FileManager.default.isExecutableFile(atPath: prunectlBinary)))
