@@ -49,6 +49,10 @@ public struct RunEdits: Equatable, Sendable {
     public var tags: [String]?
     public var priority: Int?
     public var hold: Bool?
+    /// Where the run executes (submit and fork only); nil: the daemon's default.
+    public var executor: Executor?
+    /// sbatch options (`slurm.KEY=VALUE`); nil when none were given.
+    public var slurm: SlurmOptions?
     public init() {}
 
     public var isEmpty: Bool { self == RunEdits() }
@@ -147,7 +151,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .version: return "version"
         case .help: return "help [COMMAND]"
         case .status: return "status"
-        case .submit: return "submit [PRESET] [spec={JSON}] [PATH=VALUE...] [group=G] [tag=T[,T...]] [priority=N] [hold=true]"
+        case .submit: return "submit [PRESET] [spec={JSON}] [PATH=VALUE...] [group=G] [tag=T[,T...]] [priority=N] [hold=true] [executor=local|slurm] [slurm.KEY=VALUE...]"
         case .list: return "list [state=S[,S...]] [group=G] [tag=T] [owner=UID|NAME]"
         case .show: return "show ID"
         case .pause: return "pause ID"
@@ -242,6 +246,7 @@ extension Request {
         case .submit:
             var edits = RunEdits()
             edits.preset = a.optionalPositional()
+            try a.readExecutor(into: &edits)
             try a.readEdits(into: &edits, allowSpec: true, allowHold: true)
             guard edits.preset != nil || edits.spec != nil else {
                 throw ProtocolError(.badArgument, "submit: name a preset (see `pruned presets`) or give spec={...}")
@@ -324,6 +329,8 @@ extension Request {
             if let t = e.tags { parts.append("tag=" + Lexer.quoteIfNeeded(t.joined(separator: ","))) }
             if let p = e.priority { parts.append("priority=\(p)") }
             if let h = e.hold { parts.append("hold=\(h)") }
+            if let x = e.executor { parts.append("executor=" + x.rawValue) }
+            if let o = e.slurm { parts += o.arguments }
         }
         switch self {
         case .ping, .version, .status, .unsubscribe, .quit: break
@@ -401,6 +408,33 @@ struct Arguments {
         return s
     }
 
+    /// `executor=local|slurm` and the `slurm.KEY=VALUE` options (submit only).
+    mutating func readExecutor(into e: inout RunEdits) throws {
+        if let x = take("executor") {
+            guard let v = Executor(rawValue: x.value) else { throw ProtocolError(.badArgument, "\(verb.rawValue): executor must be local or slurm") }
+            e.executor = v
+        }
+        var options = SlurmOptions()
+        var any = false
+        var seen: Set<String> = []
+        while let i = tokens.firstIndex(where: { $0.key?.hasPrefix("slurm.") == true }) {
+            let t = tokens.remove(at: i)
+            let key = String((t.key ?? "").dropFirst("slurm.".count))
+            if key != "sbatch_arg", seen.contains(key) { throw ProtocolError(.badArgument, "\(verb.rawValue): slurm.\(key) given twice") }
+            seen.insert(key)
+            try options.set(key, t.value)
+            any = true
+        }
+        if any {
+            guard e.executor != .local else {
+                throw ProtocolError(.badArgument, "\(verb.rawValue): slurm.* options apply to executor=slurm, not executor=local")
+            }
+            e.slurm = options
+            if e.executor == nil { e.executor = .slurm }
+        }
+        if tokens.contains(where: { $0.key == "executor" }) { throw ProtocolError(.badArgument, "\(verb.rawValue): executor given twice") }
+    }
+
     mutating func readEdits(into e: inout RunEdits, allowSpec: Bool, allowHold: Bool) throws {
         if allowSpec, let s = take("spec") {
             let v = try s.jsonValue()
@@ -430,7 +464,7 @@ struct Arguments {
         var rest: [Token] = []
         for t in tokens {
             guard let key = t.key else { rest.append(t); continue }
-            if ["spec", "group", "tag", "priority", "hold", "checkpoint"].contains(key) {
+            if ["spec", "group", "tag", "priority", "hold", "checkpoint", "executor"].contains(key) || key.hasPrefix("slurm.") {
                 throw ProtocolError(.badArgument, "\(verb.rawValue): \(key) given twice or not allowed here")
             }
             try checkOverridePath(key)

@@ -41,6 +41,17 @@ public struct DaemonConfiguration: Sendable {
     /// Relative dataset paths in specs resolve against this directory (default: the state dir).
     public var dataRoot: String?
     public var version = "0.1.0"
+    /// Where runs execute unless a submission says otherwise, and the default Slurm options.
+    public var executor: Executor = .local
+    public var slurmDefaults = SlurmOptions()
+    /// The pruned executable Slurm tasks run (PRUNED_BIN); default: this process's own binary.
+    public var slurmPrunedBin = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    /// Seconds between two looks at the Slurm runs (squeue and their run directories).
+    public var slurmPollInterval: Double = 2
+    /// sbatch --signal=B:USR1@MARGIN: seconds before the time limit the task is told to checkpoint.
+    public var slurmSignalMargin = 120
+    /// Resubmissions of a task that vanished without finishing before its run fails.
+    public var slurmRetries = 3
 
     public init(stateDirectory: String) { self.stateDirectory = stateDirectory }
 
@@ -99,6 +110,8 @@ public final class Daemon: @unchecked Sendable {
     var wakeWrite: Int32 = -1
     /// Only the control thread touches it, through `tick`.
     var lifecycle = LifecycleState()
+    /// Submits and watches Slurm runs while `run()` serves (SlurmExecutor.swift).
+    var slurmExecutor: SlurmExecutor?
 
     /// Replays the ledger and recovers runs that were running when the daemon last stopped.
     public init(configuration: DaemonConfiguration, logger: Logger = Logger()) throws {
@@ -155,6 +168,8 @@ public final class Daemon: @unchecked Sendable {
     func recover(orphans: [RunID], compact: Bool) throws {
         var changed: [RunRecord] = []
         for var r in runs.values.sorted(by: { $0.id < $1.id }) {
+            // Slurm runs keep running without the daemon: the Slurm executor finds them again.
+            if r.executor == .slurm { continue }
             let before = r
             if r.state == .running {
                 switch r.pending {
@@ -264,8 +279,9 @@ public final class Daemon: @unchecked Sendable {
     /// Starts queued runs while slots are free: highest priority first, then submission order.
     func dispatchLocked() {
         guard draining == nil, stopping == nil else { return }
+        slurmExecutor?.wake()
         while workers.count < config.runs {
-            let candidates = runs.values.filter { $0.state == .queued }
+            let candidates = runs.values.filter { $0.state == .queued && $0.executor == .local }
             guard let next = candidates.min(by: { ($0.priority, -$0.order) > ($1.priority, -$1.order) }) else { return }
             // A start that cannot be recorded (disk full) is retried at the next change, not now.
             guard startLocked(next) else { return }
@@ -502,10 +518,14 @@ public final class Daemon: @unchecked Sendable {
             throw error
         }
         attachWakeup(server.wakeWrite)
+        let slurm = SlurmExecutor(daemon: self)
+        lock.withLock { slurmExecutor = slurm }
+        slurm.start()
         lock.withLock { dispatchLocked() }
         let statusLine = lock.withLock { statusLineLocked() }
         Notify.send("READY=1\nSTATUS=" + statusLine)
         logger.log(.notice, "ready on \(server.describeSocket) (protocol \(ProtocolInfo.version), daemon \(config.version), \(config.runs) run(s) × \(config.threadsPerRun) thread(s))")
+        defer { slurm.stop() }
         try server.loop()
         server.shutdown()
         attachWakeup(-1)

@@ -26,17 +26,29 @@ extension Daemon {
             case .show(let id): return .reply(.ok(try show(id)))
             case .metrics(let id, let kind, let since): return .reply(.ok(try metrics(id, kind: kind, since: since)))
             case .logs(let id, let tail): return .reply(.ok(try logs(id, tail: tail)))
-            case .pause(let id): return try pause(id, peer: peer)
-            case .cancel(let id): return try cancel(id, peer: peer)
+            case .pause(let id):
+                try requireOwner(try existing(id), peer, "pause")
+                if let r = try slurmStop(id, peer: peer, cancel: false) { return r }
+                return try pause(id, peer: peer)
+            case .cancel(let id):
+                try requireOwner(try existing(id), peer, "cancel")
+                if let r = try slurmStop(id, peer: peer, cancel: true) { return r }
+                return try cancel(id, peer: peer)
             case .resume(let id):
                 return .reply(try transition(id, peer: peer, verb: "resume", to: .queued, from: [.paused, .interrupted, .failed],
                                              already: [.queued, .running], hint: [.held: "use release"]))
             case .hold(let id):
+                try requireOwner(try existing(id), peer, "hold")
+                if let r = try slurmHoldRelease(id, peer: peer, hold: true) { return r }
                 return .reply(try transition(id, peer: peer, verb: "hold", to: .held, from: [.queued, .interrupted], already: [.held],
                                              hint: [.running: "pause it instead", .paused: "it will not run until resumed anyway"]))
             case .release(let id):
+                try requireOwner(try existing(id), peer, "release")
+                if let r = try slurmHoldRelease(id, peer: peer, hold: false) { return r }
                 return .reply(try transition(id, peer: peer, verb: "release", to: .queued, from: [.held], already: [.queued, .running], hint: [:]))
             case .priority(let id, let p):
+                try requireOwner(try existing(id), peer, "priority")
+                try refuseSlurmPriority(id)
                 var e = RunEdits()
                 e.priority = p
                 return .reply(try set(id, e, peer: peer))
@@ -188,7 +200,7 @@ extension Daemon {
         let (json, spec) = try buildSpec(base: e.spec, preset: e.preset, overrides: e.overrides, peer: peer)
         let source = JSON.object([("preset", e.preset.map { .string($0) } ?? .null),
                                   ("overrides", .object(e.overrides.map { ($0.path, $0.value) }))])
-        return try create(json: json, spec: spec, source: source, edits: e, peer: peer, forkOf: nil)
+        return try create(json: json, spec: spec, source: source, edits: try resolveExecutor(e, peer: peer), peer: peer, forkOf: nil)
     }
 
     /// Creates a run. Its id and a fresh directory are reserved under the lock (mkdir is the
@@ -209,6 +221,10 @@ extension Daemon {
         r.forkOf = forkOf?.0.description
         r.forkCheckpoint = forkOf?.1
         r.lastCheckpoint = forkOf?.1
+        if e.executor == .slurm {
+            r.executor = .slurm
+            r.slurm = SlurmRun(options: e.slurm ?? SlurmOptions())
+        }
         let fm = FileManager.default
         do {
             guard mkdir(dir.checkpoints, 0o755) == 0 else { throw FileError(path: dir.checkpoints, problem: String(cString: strerror(errno))) }
@@ -277,6 +293,7 @@ extension Daemon {
         if let g = e.group { r.group = g.isEmpty ? nil : g }
         if let t = e.tags { r.tags = t }
         if let p = e.priority {
+            try refuseSlurmPriority(id)
             guard !r.state.isTerminal else { throw ProtocolError(.badState, "\(id) is \(r.state.rawValue)") }
             r.priority = p
         }
@@ -306,7 +323,7 @@ extension Daemon {
             throw ProtocolError(.notFound, "\(id) has no checkpoint to fork from yet")
         }
         let (json, spec) = try buildSpec(base: src.spec, preset: nil, overrides: e.overrides, peer: peer)
-        var edits = e
+        var edits = try resolveExecutor(e, peer: peer)
         if edits.group == nil { edits.group = src.group }
         if edits.tags == nil { edits.tags = src.tags }
         let source = JSON.object([("fork_of", .string(id.description)), ("checkpoint", .string(entry.file)),
@@ -472,6 +489,7 @@ extension Daemon {
         let dir = runDirectory(id)
         let store = CheckpointStore(directory: dir.checkpoints)
         pairs.append(("directory", .string(dir.path)))
+        if r.executor == .slurm, let s = r.slurm { pairs.append(("slurm_status", .string(Daemon.slurmStatus(r, s)))) }
         pairs.append(("checkpoints", .array(store.list().map { .string($0.file) })))
         if let text = try? String(contentsOfFile: dir.summary, encoding: .utf8), let s = try? JSON.parse(text) {
             pairs.append(("summary", s))
@@ -489,6 +507,9 @@ extension Daemon {
             let all = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
             lines = all.suffix(tail).map { .string(String($0)) }
         }
+        // A Slurm run's log is its task's output file.
+        let slurmLines = slurmOutputLines(id)
+        if !slurmLines.isEmpty { lines = Array((lines + slurmLines.map { .string($0) }).suffix(tail)) }
         return .object([("run", .string(id.description)), ("lines", .array(lines))])
     }
 

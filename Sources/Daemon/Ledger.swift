@@ -45,11 +45,14 @@ public struct RunRecord: Equatable, Sendable {
     public var bestTestAcc: Double?
     public var lastInstability: Double?
     public var imagesPerSecond: Double?
+    /// Where the run executes; a Slurm run also has `slurm` (its options and job).
+    public var executor: Executor = .local
+    public var slurm: SlurmRun?
 
     public var json: JSON {
         func opt(_ d: Double?) -> JSON { d.map { .number($0) } ?? .null }
         func opts(_ s: String?) -> JSON { s.map { .string($0) } ?? .null }
-        return .object([
+        var pairs: [(String, JSON)] = [
             ("id", .string(id.description)), ("state", .string(state.rawValue)),
             ("owner", .number(Double(owner))), ("owner_name", .string(ownerName)),
             ("group", opts(group)), ("tags", .array(tags.map { .string($0) })), ("priority", .number(Double(priority))),
@@ -68,7 +71,13 @@ public struct RunRecord: Equatable, Sendable {
             ("last_checkpoint", opts(lastCheckpoint)),
             ("last_test_acc", opt(lastTestAcc)), ("best_test_acc", opt(bestTestAcc)), ("last_instability", opt(lastInstability)),
             ("source", source), ("spec", spec),
-        ])
+        ]
+        // Local runs' records stay as they were before executors existed.
+        if executor == .slurm {
+            pairs.append(("executor", .string(executor.rawValue)))
+            pairs.append(("slurm", (slurm ?? SlurmRun(options: SlurmOptions())).json))
+        }
+        return .object(pairs)
     }
 
     public init(id: RunID, state: RunState, owner: UInt32, ownerName: String, order: Int, spec: JSON, epochs: Int, created: Double) {
@@ -124,6 +133,11 @@ public struct RunRecord: Equatable, Sendable {
         lastTestAcc = j["last_test_acc"]?.doubleValue
         bestTestAcc = j["best_test_acc"]?.doubleValue
         lastInstability = j["last_instability"]?.doubleValue
+        if let x = j["executor"]?.stringValue {
+            guard let e = Executor(rawValue: x) else { throw DaemonError("ledger record has an unknown executor '\(x.prefix(20))'") }
+            executor = e
+        }
+        if executor == .slurm { slurm = try SlurmRun(json: j["slurm"] ?? .object([])) }
     }
 
     /// The short form `list` returns.
@@ -136,7 +150,8 @@ public struct RunRecord: Equatable, Sendable {
             ("epochs_done", .number(Double(epochsDone))), ("epochs", .number(Double(epochs))),
             ("step", .number(Double(step))), ("steps_per_epoch", .number(Double(stepsPerEpoch))),
             ("last_test_acc", opt(lastTestAcc)), ("best_test_acc", opt(bestTestAcc)), ("reason", reason.map { .string($0) } ?? .null),
-        ])
+        ] + (executor == .slurm ? [("executor", .string(executor.rawValue)), ("slurm_job", slurm?.taskID.map { .string($0) } ?? .null),
+                                   ("slurm_state", slurm?.state.map { .string($0) } ?? .null)] : []))
     }
 }
 

@@ -10,6 +10,8 @@
 //   DIR/progress.json   the run's live progress, rewritten atomically while it trains
 //   DIR/run.log         human-readable log lines
 //   DIR/checkpoints/    checkpoint files and the LATEST pointer (see Checkpointing)
+//   DIR/slurm-cancel    present while a Slurm run's task is cancelled on purpose (pause,
+//                       cancel): its task does not requeue itself (see SlurmTask)
 public struct RunDirectory: Sendable, Hashable {
     public let path: String
 
@@ -22,6 +24,7 @@ public struct RunDirectory: Sendable, Hashable {
     public var progress: String { path + "/progress.json" }
     public var log: String { path + "/run.log" }
     public var checkpoints: String { path + "/checkpoints" }
+    public var slurmCancel: String { path + "/slurm-cancel" }
 
     public func checkpoint(_ file: String) -> String { checkpoints + "/" + file }
 }

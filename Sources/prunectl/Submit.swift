@@ -17,6 +17,15 @@ struct SpecOptions: ParsableArguments {
     @Option(name: .long, help: "Tag (repeatable).") var tag: [String] = []
     @Option(name: .long, help: "Priority (higher first).") var priority: Int?
     @Flag(name: .long, help: "Queue the runs held (release them later).") var hold = false
+    @Flag(name: .long, help: "Run on Slurm: the runs of one command become one sbatch array job.") var slurm = false
+    @Flag(name: .long, help: "Run locally on the daemon's machine (when the daemon's default is Slurm).") var local = false
+    @Option(name: .long, help: "Slurm partition (implies --slurm).") var partition: String?
+    @Option(name: .long, help: "Slurm time limit per task, e.g. 2:00:00 (implies --slurm).") var time: String?
+    @Option(name: .long, help: "CPUs, and threads, per Slurm task (implies --slurm).") var cpusPerTask: String?
+    @Option(name: .long, help: "Memory per Slurm task, e.g. 4G (implies --slurm).") var mem: String?
+    @Option(name: .long, help: "Tasks of the array running at once (implies --slurm).") var maxConcurrent: String?
+    @Option(name: .long, help: "Slurm account (implies --slurm).") var account: String?
+    @Option(name: .long, help: "Further sbatch option --NAME[=VALUE] (repeatable; implies --slurm).") var sbatchArg: [String] = []
 
     func baseEdits() throws -> RunEdits {
         var e = RunEdits()
@@ -38,7 +47,30 @@ struct SpecOptions: ParsableArguments {
         e.tags = tag.isEmpty ? nil : tag
         e.priority = priority
         e.hold = hold ? true : nil
+        try applySlurm(to: &e)
         return e
+    }
+
+    /// --slurm and its options; all runs of one command share a batch name, so one array job.
+    func applySlurm(to e: inout RunEdits) throws {
+        var o = SlurmOptions()
+        let pairs: [(String, String?)] = [("partition", partition), ("time", time), ("cpus_per_task", cpusPerTask), ("mem", mem),
+                                          ("max_concurrent", maxConcurrent), ("account", account)]
+        do {
+            for (k, v) in pairs { if let v { try o.set(k, v) } }
+            for a in sbatchArg { try o.set("sbatch_arg", a) }
+        } catch let err as ProtocolError {
+            throw ValidationError("--" + err.message.dropFirst("slurm.".count).replacingOccurrences(of: "_", with: "-"))
+        }
+        let any = o != SlurmOptions()
+        if local && (slurm || any) { throw ValidationError("--local cannot go with --slurm or Slurm options") }
+        if local { e.executor = .local; return }
+        guard slurm || any else { return }
+        var bytes = [UInt8](repeating: 0, count: 4)
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0 ... 255) }
+        o.batch = "prunectl-" + bytes.map { String(format: "%02x", $0) }.joined()
+        e.executor = .slurm
+        e.slurm = o
     }
 
     func seedList() throws -> [Int]? {

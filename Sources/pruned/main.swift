@@ -43,6 +43,30 @@ struct DaemonCommand: ParsableCommand {
     @Option(name: .long, help: "Maximum request line length in bytes.") var maxLine = ProtocolInfo.defaultMaxLineBytes
     @Option(name: .long, help: "Relative dataset paths in specs resolve against this directory (default: the state directory).") var dataRoot: String?
     @Option(name: .long, help: "Seconds without a training step before the watchdog is starved.") var stallLimit: Double = 1800
+    @Option(name: .long, help: "Where runs execute unless a submission says otherwise: local or slurm.") var executor = "local"
+    @Option(name: .long, help: "Default Slurm partition of Slurm runs.") var slurmPartition: String?
+    @Option(name: .long, help: "Default Slurm time limit of a task (sbatch --time).") var slurmTime: String?
+    @Option(name: .long, help: "Default CPUs (and threads) per Slurm task (default: --threads).") var slurmCpusPerTask: String?
+    @Option(name: .long, help: "Default memory per Slurm task (sbatch --mem, e.g. 4G).") var slurmMem: String?
+    @Option(name: .long, help: "Default limit of an array's tasks running at once (the array's %K).") var slurmMaxConcurrent: String?
+    @Option(name: .long, help: "Default Slurm account.") var slurmAccount: String?
+    @Option(name: .long, help: "Default extra sbatch option --NAME[=VALUE] (repeatable).") var slurmSbatchArg: [String] = []
+    @Option(name: .long, help: "The pruned executable Slurm tasks run (default: this daemon's own binary).") var slurmPrunedBin: String?
+    @Option(name: .long, help: "Seconds between two looks at the Slurm runs (squeue and their run directories).") var slurmPoll: Double = 2
+    @Option(name: .long, help: "Seconds before a task's time limit at which it checkpoints (sbatch --signal=B:USR1@N).") var slurmSignalMargin = 120
+    @Option(name: .long, help: "Resubmissions of a Slurm task that vanished without finishing before its run fails.") var slurmRetries = 3
+
+    /// The daemon's default Slurm options, validated as a request's would be.
+    func slurmDefaults() throws -> SlurmOptions {
+        var o = SlurmOptions()
+        let pairs: [(String, String?)] = [("partition", slurmPartition), ("time", slurmTime), ("cpus_per_task", slurmCpusPerTask),
+                                          ("mem", slurmMem), ("max_concurrent", slurmMaxConcurrent), ("account", slurmAccount)]
+        do {
+            for (k, v) in pairs { if let v { try o.set(k, v) } }
+            for a in slurmSbatchArg { try o.set("sbatch_arg", a) }
+        } catch let e as ProtocolError { throw ValidationError("--slurm-\(e.message.dropFirst("slurm.".count).replacingOccurrences(of: "_", with: "-"))") }
+        return o
+    }
 
     func validate() throws {
         guard (1 ... 64).contains(runs) else { throw ValidationError("--runs must be in 1…64") }
@@ -57,6 +81,11 @@ struct DaemonCommand: ParsableCommand {
         }
         guard idleTimeout > 0, stallLimit > 0 else { throw ValidationError("timeouts must be positive") }
         guard (256 ... (64 << 20)).contains(maxLine) else { throw ValidationError("--max-line must be in 256…67108864") }
+        guard Executor(rawValue: executor) != nil else { throw ValidationError("--executor must be local or slurm") }
+        _ = try slurmDefaults()
+        guard slurmPoll >= 0.1, slurmPoll <= 600 else { throw ValidationError("--slurm-poll must be in 0.1…600 seconds") }
+        guard (10 ... 3600).contains(slurmSignalMargin) else { throw ValidationError("--slurm-signal-margin must be in 10…3600 seconds") }
+        guard (0 ... 100).contains(slurmRetries) else { throw ValidationError("--slurm-retries must be in 0…100") }
     }
 
     func run() throws {
@@ -89,6 +118,12 @@ struct DaemonCommand: ParsableCommand {
         config.dataRoot = dataRoot
         config.stallLimit = stallLimit
         config.version = Pruned.configuration.version
+        config.executor = Executor(rawValue: executor) ?? .local
+        config.slurmDefaults = try slurmDefaults()
+        if let slurmPrunedBin { config.slurmPrunedBin = slurmPrunedBin }
+        config.slurmPollInterval = slurmPoll
+        config.slurmSignalMargin = slurmSignalMargin
+        config.slurmRetries = slurmRetries
         Provenance.buildName = "pruned-" + config.version
         do {
             let daemon = try Daemon(configuration: config, logger: logger)

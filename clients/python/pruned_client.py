@@ -45,6 +45,29 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _NUMERIC_CHARS = set("0123456789+-.eE")
 
 
+
+_SLURM_KEYS = ("partition", "time", "cpus_per_task", "mem", "max_concurrent", "account", "batch")
+
+
+def _slurm_args(executor, slurm):
+    """The ``executor=`` and ``slurm.KEY=VALUE`` arguments of a submit."""
+    parts = []
+    if executor is not None:
+        if executor not in ("local", "slurm"):
+            raise ValueError("executor must be 'local' or 'slurm'")
+        parts.append("executor=" + executor)
+    for key, value in (slurm or {}).items():
+        if key == "sbatch_args":
+            if isinstance(value, str):
+                raise ValueError("sbatch_args is a list of options such as ['--qos=low']")
+            parts += ["slurm.sbatch_arg=" + quote(str(a)) for a in value]
+        elif key in _SLURM_KEYS:
+            parts.append("slurm.%s=%s" % (key, quote(str(value))))
+        else:
+            raise ValueError("unknown Slurm option %r; known: %s, sbatch_args" % (key, ", ".join(_SLURM_KEYS)))
+    return parts
+
+
 class PrunedError(Exception):
     """An ``ERR CODE message`` reply. ``code`` is stable (clients branch on it); the message is for people."""
 
@@ -555,14 +578,19 @@ class Client(_Closing):
         return self.request("status")
 
     def submit(self, preset=None, spec=None, group=None, tags=(), priority=None, hold=False,
-               overrides=None, **more):
+               overrides=None, executor=None, slurm=None, **more):
         """Queues a run from a preset name and/or an inline ``spec`` (dict or JSON text).
         ``overrides`` maps dotted spec paths to values ({"optimizer.lr": 0.01,
         "dataset.path": "/data"}); extra keyword arguments are overrides too, with ``__`` for a dot
-        (``epochs=3``, ``optimizer__lr=0.01``). Returns {"id", "state", "run"}."""
+        (``epochs=3``, ``optimizer__lr=0.01``). ``executor`` is "local" or "slurm"; ``slurm`` maps
+        Slurm options to values ({"partition": "main", "time": "2:00:00", "cpus_per_task": 2,
+        "mem": "4G", "max_concurrent": 8, "account": "lab", "sbatch_args": ["--qos=low"],
+        "batch": "b1"}: runs with the same options and batch queued together become one array
+        job). Returns {"id", "state", "run"}."""
         parts = ["submit"] + ([quote(preset)] if preset is not None else [])
-        return self._call(_edits(parts, group=group, tags=tags, priority=priority, hold=hold,
-                                 overrides=_override_items(overrides, more), spec=spec))
+        parts = _edits(parts, group=group, tags=tags, priority=priority, hold=hold,
+                       overrides=_override_items(overrides, more), spec=spec)
+        return self._call(parts + _slurm_args(executor, slurm))
 
     def list(self, state=None, group=None, tag=None, owner=None):
         """{"runs": [summary...], "count": N}; ``state`` is a state or a list of states."""

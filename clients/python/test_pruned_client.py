@@ -115,6 +115,14 @@ def state_event(run, to):
 
 
 class PureTests(unittest.TestCase):
+    def test_slurm_arguments(self):
+        parts = pruned_client._slurm_args("slurm", {"partition": "main", "time": "2:00:00", "sbatch_args": ["--qos=low"]})
+        self.assertEqual(parts, ["executor=slurm", "slurm.partition=main", "slurm.time=2:00:00", 'slurm.sbatch_arg="--qos=low"'])
+        with self.assertRaises(ValueError):
+            pruned_client._slurm_args("cloud", None)
+        with self.assertRaises(ValueError):
+            pruned_client._slurm_args(None, {"bogus": 1})
+
     """Rendering and configuration; no daemon needed."""
 
     def test_quote_mirrors_the_daemons_lexer(self):

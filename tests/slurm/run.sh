@@ -2,7 +2,7 @@
 # The Slurm test, end to end: starts a real single-node Slurm 22.05 cluster on this machine with
 # ../shared/tools/slurm-local/start-cluster.sh --install (Debian's slurmctld, slurmd,
 # slurm-client and munge, installed by apt-get when missing; state in $SLURM_LOCAL_DIR), runs
-# tests/slurm/test.sh against it, and stops and removes the cluster again.
+# tests/slurm/test.sh and then tests/slurm/daemon-test.sh against it, and stops and removes the cluster again.
 #
 # Usage (as root): tests/slurm/run.sh [--bin PATH] [--keep]     (arguments go to test.sh)
 #   Environment: SLURM_LOCAL_TOOL (default ../shared/tools/slurm-local), SLURM_LOCAL_DIR (default
@@ -36,3 +36,11 @@ trap stop EXIT
 # shellcheck disable=SC1091
 . "$SLURM_LOCAL_DIR/env.sh"
 "$here/test.sh" "$@"
+rc=$?
+# The daemon driving Slurm (prunectl sweep --slurm …): its own cluster jobs, same cluster.
+bin_args=()
+[ "${1:-}" = --bin ] && bin_args=(--bin "$2")
+"$here/daemon-test.sh" "${bin_args[@]+"${bin_args[@]}"}"
+rc2=$?
+[ "$rc" = 0 ] && rc=$rc2
+exit "$rc"

@@ -1,0 +1,573 @@
+// The Slurm executor: runs whose executor is `slurm` execute as tasks of `sbatch --array` jobs
+// running `pruned run` on the compute nodes (SlurmTask.script). One thread of its own submits,
+// polls and controls them: every Slurm command runs there, off the daemon's lock and off the
+// control thread. The daemon's lock is taken only to read and record runs.
+//
+// States: a Slurm run is `queued` until its task starts (with `slurm.active` while it is pending in
+// Slurm), `running` while squeue says RUNNING, and back to `queued` when Slurm requeues it
+// (preemption, time limit). Whether it finished is decided from DIR/summary.json only.
+// A task that ended without summary.json is: failed when DIR/progress.json says failed; paused or
+// cancelled when that was asked for (DIR/slurm-cancel + scancel); otherwise it vanished and is
+// resubmitted from its checkpoint up to `slurmRetries` times, then the run fails with the reason.
+// The daemon stopping does not touch Slurm jobs; at start the poller finds them again.
+import Checkpointing
+import Control
+import Foundation
+import PrunedJSON
+import RunLayout
+import Training
+
+/// A Slurm run's options and what the daemon knows of its job.
+public struct SlurmRun: Equatable, Sendable {
+    public var options: SlurmOptions
+    public var jobID: String?
+    public var arrayIndex: Int?
+    public var node: String?
+    /// Slurm's state of the task as last seen (PENDING, RUNNING, …).
+    public var state: String?
+    /// Slurm's reason for a pending task (Priority, Resources, JobHeldUser, …).
+    public var slurmReason: String?
+    /// True from a successful sbatch until the task is seen to have ended.
+    public var active = false
+    public var restarts = 0
+    public var submitAttempts = 0
+    /// Resubmissions after the task vanished without finishing.
+    public var resubmits = 0
+    /// Why the run is not submitted yet (the controller was unreachable …).
+    public var note: String?
+    /// The task's output file (sbatch --output).
+    public var output: String?
+
+    public init(options: SlurmOptions) { self.options = options }
+
+    public var taskID: String? { jobID.flatMap { j in arrayIndex.map { "\(j)_\($0)" } } }
+
+    public var json: JSON {
+        func s(_ v: String?) -> JSON { v.map { .string($0) } ?? .null }
+        return .object([
+            ("job_id", s(jobID)), ("array_index", arrayIndex.map { .number(Double($0)) } ?? .null), ("task", s(taskID)),
+            ("node", s(node)), ("state", s(state)), ("reason", s(slurmReason)), ("active", .bool(active)),
+            ("restarts", .number(Double(restarts))), ("submit_attempts", .number(Double(submitAttempts))),
+            ("resubmits", .number(Double(resubmits))), ("note", s(note)), ("output", s(output)), ("options", options.json),
+        ])
+    }
+
+    public init(json j: JSON) throws {
+        do { options = try SlurmOptions(json: j["options"] ?? .object([])) } catch let e as ProtocolError {
+            throw DaemonError("ledger record has invalid Slurm options: \(e.message)")
+        }
+        jobID = j["job_id"]?.stringValue
+        arrayIndex = j["array_index"]?.intValue
+        node = j["node"]?.stringValue
+        state = j["state"]?.stringValue
+        slurmReason = j["reason"]?.stringValue
+        active = j["active"]?.boolValue ?? false
+        restarts = j["restarts"]?.intValue ?? 0
+        submitAttempts = j["submit_attempts"]?.intValue ?? 0
+        resubmits = j["resubmits"]?.intValue ?? 0
+        note = j["note"]?.stringValue
+        output = j["output"]?.stringValue
+    }
+}
+
+final class SlurmExecutor: @unchecked Sendable {
+    unowned let daemon: Daemon
+    private let wakeup = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    enum Action {
+        case scancel(RunID, task: String)
+        case hold(RunID, task: String, token: Int?)
+        case release(RunID, task: String, token: Int)
+    }
+
+    // Guarded by daemon.lock.
+    var actions: [Action] = []
+    var stopped = false
+    /// pause/cancel requests waiting for their task to end.
+    var stopWaiters: [RunID: [Int]] = [:]
+    /// Consecutive polls that found a run's task ended (two are needed: requeues pass through
+    /// states that look final for a moment).
+    var endedPolls: [RunID: Int] = [:]
+    var backoffUntil = 0.0
+    var backoff = 0.0
+
+    init(daemon: Daemon) { self.daemon = daemon }
+
+    func start() {
+        let t = Thread { [self] in loop() }
+        t.name = "slurm executor"
+        t.start()
+    }
+
+    func wake() { wakeup.signal() }
+
+    /// Stops the thread (Slurm jobs are left alone); waits for a command in flight.
+    func stop() {
+        daemon.lock.withLock { stopped = true }
+        wakeup.signal()
+        _ = finished.wait(timeout: .now() + 90)
+    }
+
+    private func loop() {
+        defer { finished.signal() }
+        while !daemon.lock.withLock({ stopped }) {
+            performActions()
+            submitQueued()
+            poll()
+            _ = wakeup.wait(timeout: .now() + daemon.config.slurmPollInterval)
+        }
+    }
+
+    // MARK: actions (scancel, hold, release)
+
+    private func performActions() {
+        let todo: [Action] = daemon.lock.withLock { defer { actions = [] }; return actions }
+        for a in todo {
+            switch a {
+            case .scancel(let id, let task):
+                let r = try? SlurmCommands.run(["scancel", task], timeout: 30)
+                if let r, r.status != 0 {
+                    daemon.logger.log(.warning, "\(id) scancel \(task) failed: \(r.message)", fields: [("RUN_ID", id.description)])
+                }
+                wake()
+            case .hold(let id, let task, let token):
+                let r = Result { try SlurmCommands.run(["scontrol", "hold", task], timeout: 30) }
+                daemon.lock.withLock {
+                    guard var rec = daemon.runs[id] else { return }
+                    switch r {
+                    case .success(let out) where out.status == 0:
+                        if rec.state == .queued { rec.state = .held; daemon.commitQuietlyLocked(rec) }
+                        if let token { daemon.resolveLocked(token, .ok(daemon.withChanged(rec.json, true))) }
+                    case .success(let out):
+                        if let token { daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol hold \(task) failed: \(out.message)"))) }
+                    case .failure(let e):
+                        if let token { daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol hold \(task) failed: \(e)"))) }
+                    }
+                }
+            case .release(let id, let task, let token):
+                let r = Result { try SlurmCommands.run(["scontrol", "release", task], timeout: 30) }
+                daemon.lock.withLock {
+                    guard var rec = daemon.runs[id] else { return }
+                    switch r {
+                    case .success(let out) where out.status == 0:
+                        if rec.state == .held { rec.state = .queued; daemon.commitQuietlyLocked(rec) }
+                        daemon.resolveLocked(token, .ok(daemon.withChanged(rec.json, true)))
+                    case .success(let out):
+                        daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol release \(task) failed: \(out.message)")))
+                    case .failure(let e):
+                        daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol release \(task) failed: \(e)")))
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: submitting
+
+    struct GroupKey: Hashable {
+        var options: SlurmOptions
+        var owner: UInt32
+        /// A run submitted before (resumed, or resubmitted after vanishing) goes alone.
+        var alone: RunID?
+    }
+
+    private func submitQueued() {
+        let settle = 1.0
+        let groups: [[RunRecord]] = daemon.lock.withLock {
+            let t = daemon.now()
+            guard daemon.draining == nil, daemon.stopping == nil, t >= backoffUntil else { return [] }
+            let queued = daemon.runs.values.filter { $0.executor == .slurm && $0.state == .queued && $0.slurm?.active != true }
+            let byKey = Dictionary(grouping: queued) { r in
+                GroupKey(options: r.slurm?.options ?? SlurmOptions(), owner: r.owner,
+                         alone: (r.slurm?.submitAttempts ?? 0) > 0 ? r.id : nil)
+            }
+            // Runs of one sweep arrive one request at a time: wait until a group has settled.
+            return byKey.values.filter { g in g.allSatisfy { t - $0.created >= settle } }
+                .map { $0.sorted { ($0.priority, -$0.order) > ($1.priority, -$1.order) } }
+                .sorted { ($0.first?.order ?? 0) < ($1.first?.order ?? 0) }
+        }
+        for g in groups { submit(g) }
+    }
+
+    /// The sbatch command line for `count` tasks (pure; unit-tested).
+    static func sbatchArguments(options o: SlurmOptions, count: Int, signalMargin: Int, jobName: String, outputDirectory: String,
+                                script: String, runsFile: String, defaultCPUs: Int) -> [String] {
+        var argv = ["sbatch", "--array=0-\(max(count - 1, 0))" + (o.maxConcurrent.map { "%\($0)" } ?? ""), "--requeue", "--open-mode=append",
+                    "--signal=B:USR1@\(signalMargin)", "--parsable", "--job-name=\(jobName)",
+                    "--output=\(outputDirectory)/slurm-%A_%a.out", "--cpus-per-task=\(o.cpusPerTask ?? defaultCPUs)"]
+        if let v = o.partition { argv.append("--partition=\(v)") }
+        if let v = o.time { argv.append("--time=\(v)") }
+        if let v = o.mem { argv.append("--mem=\(v)") }
+        if let v = o.account { argv.append("--account=\(v)") }
+        argv += o.sbatchArgs
+        argv += [script, runsFile]
+        return argv
+    }
+
+    private func submit(_ group: [RunRecord]) {
+        guard let first = group.first else { return }
+        let config = daemon.config
+        let fm = FileManager.default
+        let slurmDir = config.stateDirectory + "/slurm"
+        let name = "\(first.id)-\(Int(daemon.now()))"
+        let batchDir = slurmDir + "/" + name
+        let script = slurmDir + "/pruned-array.sbatch"
+        let runsFile = batchDir + "/runs.txt"
+        var outcome: Swift.Result<SlurmCommands.Result, Error>
+        do {
+            try fm.createDirectory(atPath: batchDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            if (try? String(contentsOfFile: script, encoding: .utf8)) != SlurmTask.script {
+                try DurableFile.write(SlurmTask.script, to: script)
+                chmod(script, 0o755)
+            }
+            for r in group {
+                let dir = daemon.runDirectory(r.id)
+                try? fm.removeItem(atPath: dir.slurmCancel)
+                try? fm.removeItem(atPath: dir.progress)
+                if CheckpointStore(directory: dir.checkpoints).list().isEmpty {
+                    // Nothing to resume: a previous attempt's partial metrics must not block a fresh start.
+                    try? fm.removeItem(atPath: dir.metrics)
+                }
+            }
+            try DurableFile.write(group.map { daemon.runDirectory($0.id).path }.joined(separator: "\n") + "\n", to: runsFile)
+            let argv = SlurmExecutor.sbatchArguments(options: first.slurm?.options ?? SlurmOptions(), count: group.count,
+                                                     signalMargin: config.slurmSignalMargin, jobName: "pruned-\(first.id)",
+                                                     outputDirectory: batchDir, script: script, runsFile: runsFile,
+                                                     defaultCPUs: config.threadsPerRun)
+            outcome = .success(try SlurmCommands.run(argv, environment: ["PRUNED_BIN": config.slurmPrunedBin], timeout: 60))
+        } catch {
+            outcome = .failure(error)
+        }
+        daemon.lock.withLock {
+            let t = daemon.now()
+            var unreachable: String?
+            var refused: String?
+            var jobID: String?
+            switch outcome {
+            case .success(let res) where res.status == 0:
+                jobID = SlurmCommands.parseSbatch(res.stdout)
+                if jobID == nil { refused = "sbatch printed no job id: \(res.stdout.prefix(200))" }
+            case .success(let res) where SlurmCommands.isUnreachable(res):
+                unreachable = res.timedOut ? "sbatch did not answer within 60 s" : res.message
+            case .success(let res):
+                refused = res.message.isEmpty ? "sbatch exited with status \(res.status)" : res.message
+            case .failure(let e):
+                refused = "\(e)"
+            }
+            if unreachable != nil {
+                backoff = min(max(backoff * 2, 5), 300)
+                backoffUntil = t + backoff
+            } else {
+                backoff = 0
+            }
+            for (i, r0) in group.enumerated() {
+                guard var r = daemon.runs[r0.id] else { continue }
+                var s = r.slurm ?? SlurmRun(options: SlurmOptions())
+                if let jobID {
+                    s.jobID = jobID
+                    s.arrayIndex = i
+                    s.active = true
+                    s.state = "PENDING"
+                    s.node = nil
+                    s.slurmReason = nil
+                    s.note = nil
+                    s.submitAttempts += 1
+                    s.output = batchDir + "/slurm-\(jobID)_\(i).out"
+                    r.slurm = s
+                    daemon.emitLocked("slurm", run: r.id, fields: [("what", .string("submitted")), ("job_id", .string(jobID)),
+                                                                   ("array_index", .number(Double(i)))],
+                                      message: "\(r.id) submitted to Slurm as \(jobID)_\(i)")
+                    // Changed meanwhile (the handlers do not wait for sbatch): carry it out in Slurm.
+                    if r.state == .cancelled || r.pending == "cancel" {
+                        FileManager.default.createFile(atPath: daemon.runDirectory(r.id).slurmCancel, contents: nil)
+                        actions.append(.scancel(r.id, task: "\(jobID)_\(i)"))
+                    } else if r.state == .held {
+                        actions.append(.hold(r.id, task: "\(jobID)_\(i)", token: nil))
+                    }
+                } else if let unreachable {
+                    s.note = "slurmctld unreachable (\(unreachable)); sbatch is tried again in \(Int(backoff)) s"
+                    r.slurm = s
+                    daemon.runs[r.id] = r
+                    continue
+                } else if let refused, r.state == .queued {
+                    r.state = .failed
+                    r.reason = "sbatch refused the job: \(refused)"
+                    r.finished = t
+                }
+                daemon.commitQuietlyLocked(r)
+            }
+            if jobID != nil { wake() }
+        }
+    }
+
+    // MARK: watching
+
+    struct Observation {
+        var summary: Bool
+        var progress: JSON?
+        var rows: [JSON]
+        var outputTail: [String]
+    }
+
+    private func poll() {
+        let watched: [RunRecord] = daemon.lock.withLock {
+            daemon.runs.values.filter { $0.executor == .slurm && $0.slurm?.active == true }
+        }
+        guard !watched.isEmpty else { return }
+        let squeue = Result { try SlurmCommands.run(["squeue", "-h", "-r", "-t", "all", "--me", "-o", "%i|%T|%N|%r"], timeout: 30) }
+        var tasks: [String: SlurmCommands.Task]?
+        var squeueProblem: String?
+        switch squeue {
+        case .success(let r) where r.status == 0:
+            tasks = Dictionary(SlurmCommands.parseSqueue(r.stdout).map { ("\($0.jobID)_\($0.index)", $0) }, uniquingKeysWith: { a, _ in a })
+        case .success(let r): squeueProblem = r.message
+        case .failure(let e): squeueProblem = "\(e)"
+        }
+        var seen: [RunID: Observation] = [:]
+        for r in watched {
+            let dir = daemon.runDirectory(r.id)
+            let fm = FileManager.default
+            let progress = (try? String(contentsOfFile: dir.progress, encoding: .utf8)).flatMap { try? JSON.parse($0) }
+            var rows: [JSON] = []
+            if let text = try? String(contentsOfFile: dir.metrics, encoding: .utf8) {
+                for line in text.split(separator: "\n") {
+                    if let j = try? JSON.parse(String(line)), let e = j["epoch"]?.intValue, e > r.epochsDone { rows.append(j) }
+                }
+            }
+            var tail: [String] = []
+            if let out = r.slurm?.output, let data = fm.contents(atPath: out) {
+                tail = String(decoding: data.suffix(4096), as: UTF8.self).split(separator: "\n").suffix(3).map(String.init)
+            }
+            seen[r.id] = Observation(summary: fm.fileExists(atPath: dir.summary), progress: progress, rows: rows, outputTail: tail)
+        }
+        daemon.lock.withLock {
+            for r0 in watched {
+                guard let obs = seen[r0.id], var r = daemon.runs[r0.id], var s = r.slurm, s.active else { continue }
+                apply(&r, &s, obs, tasks: tasks, squeueProblem: squeueProblem)
+            }
+        }
+    }
+
+    /// Records one observation of a watched run (lock held).
+    private func apply(_ r: inout RunRecord, _ s: inout SlurmRun, _ obs: Observation, tasks: [String: SlurmCommands.Task]?, squeueProblem: String?) {
+        let before = r
+        let id = r.id
+        emitEpochs(&r, obs.rows)
+        if let p = obs.progress {
+            if let n = p["slurm"]?["restart_count"]?.intValue { s.restarts = max(s.restarts, n) }
+            if p["state"]?.stringValue == "running" {
+                if let v = p["epochs_done"]?.intValue { r.epochsDone = max(r.epochsDone, v) }
+                if let v = p["step"]?.intValue { r.step = v }
+                if let v = p["steps_per_epoch"]?.intValue { r.stepsPerEpoch = v }
+                if let v = p["images_per_second"]?.doubleValue { r.imagesPerSecond = v }
+            }
+            if let c = p["checkpoint"]?.stringValue { r.lastCheckpoint = c }
+        }
+        let task = s.taskID.flatMap { tasks?[$0] }
+        let ended = tasks != nil && (task == nil || SlurmCommands.endedStates.contains(task?.state ?? ""))
+        if obs.summary {
+            r.state = .completed
+            r.epochsDone = r.epochs
+            r.step = 0
+            r.finished = daemon.now()
+            r.pending = nil
+            r.reason = nil
+            s.active = false
+            s.state = task?.state ?? "COMPLETED"
+        } else if let task, !ended {
+            endedPolls[id] = nil
+            s.node = task.node.isEmpty ? s.node : task.node
+            s.slurmReason = task.state == "PENDING" ? task.reason : nil
+            if task.state == "RUNNING" && r.state == .queued {
+                r.state = .running
+                r.started = daemon.now()
+                r.starts += 1
+                r.reason = nil
+                let resumed = r.lastCheckpoint != nil || r.epochsDone > 0
+                var fields: [(String, JSON)] = [("epochs_done", .number(Double(r.epochsDone))), ("step", .number(Double(r.step))),
+                                                ("slurm_task", .string(s.taskID ?? "")), ("node", .string(task.node))]
+                if resumed, let c = r.lastCheckpoint { fields.append(("checkpoint", .string(c))) }
+                daemon.emitLocked(resumed ? "resumed" : "started", run: id, fields: fields,
+                                  message: "\(id) \(resumed ? "resumed" : "started") in Slurm task \(s.taskID ?? "") on \(task.node)")
+            } else if task.state == "PENDING" && r.state == .running {
+                // Requeued by Slurm or by the task itself (preemption, time limit).
+                r.state = .queued
+                if s.state == "RUNNING" { s.restarts += 1 }
+            }
+            s.state = task.state
+        } else if ended {
+            endedPolls[id, default: 0] += 1
+            if endedPolls[id, default: 0] >= 2 {
+                endedPolls[id] = nil
+                s.active = false
+                s.state = task?.state ?? "ENDED"
+                let where_ = "Slurm task \(s.taskID ?? "?")" + (s.node.map { " on \($0)" } ?? "")
+                let tail = obs.outputTail.isEmpty ? "" : "; task output: " + obs.outputTail.joined(separator: " | ")
+                if obs.progress?["state"]?.stringValue == "failed" {
+                    r.state = .failed
+                    r.reason = "pruned run failed in \(where_): \(obs.progress?["reason"]?.stringValue ?? "no reason given")"
+                    r.finished = daemon.now()
+                } else if r.pending == "pause" {
+                    r.state = .paused
+                } else if r.pending == "cancel" || r.state == .cancelled {
+                    r.state = .cancelled
+                    r.finished = r.finished ?? daemon.now()
+                } else if s.resubmits < daemon.config.slurmRetries {
+                    s.resubmits += 1
+                    r.state = .queued
+                    r.reason = "\(where_) ended (\(s.state ?? "gone")) without finishing; resubmitted from its checkpoint (\(s.resubmits) of \(daemon.config.slurmRetries))\(tail)"
+                    daemon.logger.log(.warning, "\(id): \(r.reason ?? "")", fields: [("RUN_ID", id.description)])
+                } else {
+                    r.state = .failed
+                    r.reason = "\(where_) ended (\(s.state ?? "gone")) without finishing, after \(s.resubmits) resubmissions\(tail)"
+                    r.finished = daemon.now()
+                }
+                r.pending = nil
+            }
+        } else if let squeueProblem {
+            s.note = "squeue failed (\(squeueProblem)); retrying"
+        }
+        if tasks != nil, squeueProblem == nil, s.note?.hasPrefix("squeue failed") == true { s.note = nil }
+        r.slurm = s
+        if r.state != before.state || r.slurm?.active != before.slurm?.active || r.slurm?.restarts != before.slurm?.restarts
+            || r.slurm?.node != before.slurm?.node || r.slurm?.state != before.slurm?.state {
+            daemon.commitQuietlyLocked(r)
+        } else {
+            daemon.runs[id] = r
+            daemon.statusDirty = true
+        }
+        if !s.active {
+            let reply: Reply = .ok(daemon.withChanged(r.json, true))
+            for t in stopWaiters.removeValue(forKey: id) ?? [] { daemon.resolveLocked(t, reply) }
+        }
+    }
+
+    /// The `epoch` and `prune` events of new metrics.jsonl rows, as local runs emit them.
+    private func emitEpochs(_ r: inout RunRecord, _ rows: [JSON]) {
+        for row in rows.sorted(by: { ($0["epoch"]?.intValue ?? 0) < ($1["epoch"]?.intValue ?? 0) }) {
+            guard let epoch = row["epoch"]?.intValue, epoch > r.epochsDone else { continue }
+            func n(_ k: String) -> JSON { row[k].flatMap { $0.doubleValue.map { JSON.number($0) } } ?? .null }
+            r.epochsDone = epoch
+            r.step = 0
+            if let acc = row["test_acc"]?.doubleValue {
+                r.lastTestAcc = acc
+                r.bestTestAcc = max(r.bestTestAcc ?? -1, acc)
+            }
+            var fields: [(String, JSON)] = [
+                ("epoch", .number(Double(epoch))), ("epochs", .number(Double(r.epochs))),
+                ("train_loss", n("train_loss")), ("train_acc", n("train_acc")), ("test_loss", n("test_loss")), ("test_acc", n("test_acc")),
+                ("lr", n("lr")), ("seconds", n("seconds")), ("images_per_second", n("train_images_per_second")),
+            ]
+            let prune = row["prune_event"]
+            if let prune { fields.append(("instability", prune["instability"] ?? .null)) }
+            daemon.emitLocked("epoch", run: r.id, fields: fields,
+                              message: String(format: "%@ epoch %d/%d test acc %.2f%% (Slurm)", r.id.description, epoch, r.epochs,
+                                              row["test_acc"]?.doubleValue ?? 0))
+            if let prune {
+                r.lastInstability = prune["instability"]?.doubleValue
+                daemon.emitLocked("prune", run: r.id, fields: [
+                    ("epoch", .number(Double(epoch))), ("t_pre", prune["t_pre"] ?? .null), ("t_post", prune["t_post"] ?? .null),
+                    ("instability", prune["instability"] ?? .null), ("instability_points", prune["instability_points"] ?? .null),
+                    ("layers", prune["layers"] ?? .array([])),
+                ])
+            }
+        }
+    }
+}
+
+// MARK: handler hooks
+
+extension Daemon {
+    /// The executor and Slurm options a new run gets: the request's, over the daemon's defaults.
+    /// Refuses Slurm when the daemon cannot submit for this peer.
+    func resolveExecutor(_ e: RunEdits, peer: Peer) throws -> RunEdits {
+        var e = e
+        let executor = e.executor ?? config.executor
+        e.executor = executor
+        guard executor == .slurm else { e.slurm = nil; return e }
+        guard peer.uid == getuid() else {
+            let me = ControlServer.userName(getuid())
+            throw ProtocolError(.permissionDenied, "the daemon submits Slurm jobs as its own user (\(me)); run a user-mode daemon "
+                                + "(`pruned daemon` as yourself on the login node) to submit Slurm runs as \(peer.name)")
+        }
+        guard SlurmCommands.which("sbatch") != nil else {
+            throw ProtocolError(.badState, "cannot submit to Slurm: sbatch is not on the daemon's PATH ("
+                                + (ProcessInfo.processInfo.environment["PATH"] ?? "unset") + "); install Slurm's client commands or use executor=local")
+        }
+        var o = config.slurmDefaults.overlaid(with: e.slurm ?? SlurmOptions())
+        if o.cpusPerTask == nil { o.cpusPerTask = config.threadsPerRun }
+        e.slurm = o
+        return e
+    }
+
+    /// pause and cancel of a Slurm run whose task is in Slurm: write DIR/slurm-cancel, scancel the
+    /// task, answer once it has ended. nil when the run is not in Slurm (the local rules apply).
+    func slurmStop(_ id: RunID, peer: Peer, cancel: Bool) throws -> HandlerResult? {
+        guard let ex = slurmExecutor else { return nil }
+        return try lock.withLock {
+            guard var r = runs[id], r.executor == .slurm, var s = r.slurm, s.active, let task = s.taskID else { return nil }
+            if let p = r.pending, p != (cancel ? "cancel" : "pause") {
+                throw ProtocolError(.badState, "\(id) is already stopping (\(p))")
+            }
+            if r.pending == nil {
+                do {
+                    try DurableFile.write("", to: runDirectory(id).slurmCancel)
+                } catch {
+                    throw ProtocolError(.storage, "cannot write \(runDirectory(id).slurmCancel): \(error)")
+                }
+                r.pending = cancel ? "cancel" : "pause"
+                if cancel { r.cancelledBy = peer.uid }
+                s.note = nil
+                r.slurm = s
+                try commitLocked(r)
+                ex.actions.append(.scancel(id, task: task))
+                ex.wake()
+            }
+            let token = newTokenLocked()
+            ex.stopWaiters[id, default: []].append(token)
+            return .deferred(token)
+        }
+    }
+
+    /// hold/release of a Slurm run pending in Slurm: `scontrol hold/release JOB_INDEX`.
+    func slurmHoldRelease(_ id: RunID, peer: Peer, hold: Bool) throws -> HandlerResult? {
+        guard let ex = slurmExecutor else { return nil }
+        return lock.withLock {
+            guard let r = runs[id], r.executor == .slurm, let s = r.slurm, s.active, let task = s.taskID,
+                  r.state == (hold ? .queued : .held) else { return nil }
+            let token = newTokenLocked()
+            ex.actions.append(hold ? .hold(id, task: task, token: token) : .release(id, task: task, token: token))
+            ex.wake()
+            return .deferred(token)
+        }
+    }
+
+    /// A Slurm run already submitted keeps its place in Slurm's queue: its priority is Slurm's.
+    func refuseSlurmPriority(_ id: RunID) throws {
+        guard let r = lock.withLock({ runs[id] }), r.executor == .slurm, let s = r.slurm, s.active else { return }
+        throw ProtocolError(.badState, "\(id) is already submitted to Slurm as task \(s.taskID ?? "?"); its order there is Slurm's "
+                            + "(e.g. `scontrol update JobId=\(s.taskID ?? "J_I") Nice=N`); the daemon's priority orders runs before submission only")
+    }
+
+    /// Where a Slurm run stands, in words, for `show`.
+    static func slurmStatus(_ r: RunRecord, _ s: SlurmRun) -> String {
+        let task = s.taskID ?? "?"
+        if !s.active {
+            if r.state.isTerminal || r.state == .paused { return "not in Slurm (its last task was \(task))" }
+            return "not submitted to Slurm yet" + (s.note.map { ": \($0)" } ?? "")
+        }
+        switch s.state {
+        case "RUNNING": return "running in Slurm as task \(task)" + (s.node.map { " on \($0)" } ?? "")
+        case "PENDING": return "pending in Slurm as task \(task)" + (s.slurmReason.map { " (\($0))" } ?? "")
+        default: return "in Slurm as task \(task) (\(s.state ?? "state unknown"))"
+        }
+    }
+
+    /// The end of a Slurm run's task output (its `pruned run` log and the task script's lines).
+    func slurmOutputLines(_ id: RunID) -> [String] {
+        guard let r = lock.withLock({ runs[id] }), r.executor == .slurm, let out = r.slurm?.output,
+              let data = FileManager.default.contents(atPath: out) else { return [] }
+        return String(decoding: data.suffix(1 << 20), as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+}
