@@ -477,7 +477,7 @@ extension Daemon {
         let rows = lock.withLock {
             runs.values.filter { r in
                 (f.states.isEmpty || f.states.contains(r.state)) && (f.group == nil || r.group == f.group)
-                    && (f.tag == nil || r.tags.contains(f.tag!)) && (ownerUID == nil || r.owner == ownerUID)
+                    && (f.tag.map { r.tags.contains($0) } ?? true) && (ownerUID == nil || r.owner == ownerUID)
             }.sorted { $0.id < $1.id }.map(\.summaryJSON)
         }
         return .ok(.object([("runs", .array(rows)), ("count", .number(Double(rows.count)))]))

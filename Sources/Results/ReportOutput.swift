@@ -3,6 +3,7 @@
 // reading of run directories for the daemon-free report.
 import Foundation
 import PrunedJSON
+import RunLayout
 
 public enum ReportFormat: String, CaseIterable, Sendable {
     case table, csv, json
@@ -71,7 +72,7 @@ public struct RunDirectories: Sendable {
     /// Whether `path` is a run directory (holds spec.json or summary.json).
     public static func isRunDirectory(_ path: String) -> Bool {
         let fm = FileManager.default
-        return fm.fileExists(atPath: path + "/spec.json") || fm.fileExists(atPath: path + "/summary.json")
+        return fm.fileExists(atPath: RunDirectory(path).spec) || fm.fileExists(atPath: RunDirectory(path).summary)
     }
 
     /// Reads each path: a run directory, or a directory whose immediate subdirectories include run
@@ -128,7 +129,7 @@ public struct RunDirectories: Sendable {
 
     static func status(_ dir: String, _ run: RunResult) -> String {
         let epochs = run.spec["epochs"]?.intValue
-        if let text = try? String(contentsOfFile: dir + "/progress.json", encoding: .utf8),
+        if let text = try? String(contentsOfFile: RunDirectory(dir).progress, encoding: .utf8),
            let p = try? JSON.parse(text), let state = p["state"]?.stringValue {
             var s = state
             if let done = p["epochs_done"]?.intValue, let total = p["epochs"]?.intValue { s += ", \(done)/\(total) epochs" }

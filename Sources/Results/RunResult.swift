@@ -4,6 +4,7 @@
 // "iterative pruning rate" of spec §5.2.
 import Foundation
 import PrunedJSON
+import RunLayout
 
 /// One finished (or partial, or failed) run.
 public struct RunResult: Sendable {
@@ -52,29 +53,29 @@ public struct RunResult: Sendable {
     public static func load(directory: String, id: String? = nil, group: String? = nil, tags: [String] = [],
                             state: String? = nil) throws -> RunResult {
         let dir = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
-        func read(_ name: String) throws -> String? {
-            let path = dir + "/" + name
+        let files = RunDirectory(dir)
+        func read(_ path: String) throws -> String? {
             guard FileManager.default.fileExists(atPath: path) else { return nil }
             do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
                 throw ResultsError(path: path, problem: "cannot be read (\(error.localizedDescription))")
             }
         }
-        func parse(_ text: String, _ name: String) throws -> JSON {
+        func parse(_ text: String, _ path: String) throws -> JSON {
             do { return try JSON.parse(text) } catch let e as JSONParseError {
-                throw ResultsError(path: dir + "/" + name, problem: e.description)
+                throw ResultsError(path: path, problem: e.description)
             }
         }
-        let summary = try read("summary.json").map { try parse($0, "summary.json") }
-        var spec = try read("spec.json").map { try parse($0, "spec.json") }
+        let summary = try read(files.summary).map { try parse($0, files.summary) }
+        var spec = try read(files.spec).map { try parse($0, files.spec) }
         if spec == nil { spec = summary?["spec"] }
         guard let spec else { throw ResultsError(path: dir, problem: "holds no spec.json (not a run directory)") }
         var rows: [JSON] = []
-        if let text = try read("metrics.jsonl") {
+        if let text = try read(files.metrics) {
             let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
             for (i, line) in lines.enumerated() {
                 do { rows.append(try JSON.parse(String(line))) } catch let e as JSONParseError {
                     if i == lines.count - 1 { break }
-                    throw ResultsError(path: dir + "/metrics.jsonl", problem: "line \(i + 1): \(e.description)")
+                    throw ResultsError(path: files.metrics, problem: "line \(i + 1): \(e.description)")
                 }
             }
         }

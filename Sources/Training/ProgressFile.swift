@@ -6,6 +6,7 @@
 import Checkpointing
 import Foundation
 import PrunedJSON
+import RunLayout
 
 public final class ProgressFile {
     public enum State: String, Sendable {
@@ -45,7 +46,7 @@ public final class ProgressFile {
     public init(directory: String, interval: Double = 2, environment: [String: String] = ProcessInfo.processInfo.environment,
                 clock: @escaping () -> Double = Trainer.monotonicSeconds) {
         self.directory = directory
-        path = directory + "/progress.json"
+        path = RunDirectory(directory).progress
         self.interval = interval
         self.environment = environment
         self.clock = clock
@@ -97,7 +98,7 @@ public final class ProgressFile {
     public func failed(_ reason: String) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue,
-              !FileManager.default.fileExists(atPath: directory + "/summary.json") else { return }
+              !FileManager.default.fileExists(atPath: RunDirectory(directory).summary) else { return }
         write(.failed, reason: reason)
     }
 

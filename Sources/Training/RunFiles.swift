@@ -5,6 +5,7 @@ import Checkpointing
 import Engine
 import Foundation
 import PrunedJSON
+import RunLayout
 import Synchronization
 
 /// Epoch records as metrics.jsonl lines.
@@ -217,15 +218,16 @@ public enum ForegroundRun {
     public static func execute(spec: RunSpec, outDir: String, threads: Int, options: RunOptions,
                                log: (String) -> Void) throws -> RunSummary {
         let fm = FileManager.default
-        let metricsPath = outDir + "/metrics.jsonl"
-        let checkpointDir = outDir + "/checkpoints"
+        let files = RunDirectory(outDir)
+        let metricsPath = files.metrics
+        let checkpointDir = files.checkpoints
         let policy = spec.checkpoint ?? CheckpointSpec()
         let checkpointer = Checkpointer(directory: checkpointDir, policy: policy)
         let resuming = !checkpointer.store.list().isEmpty
         if !resuming && fm.fileExists(atPath: metricsPath) && !fm.fileExists(atPath: checkpointDir) {
             throw FileError(path: outDir, problem: "already holds a run without checkpoints (metrics.jsonl exists); choose a new --out directory")
         }
-        if !options.fork && fm.fileExists(atPath: outDir + "/summary.json") {
+        if !options.fork && fm.fileExists(atPath: files.summary) {
             throw FileError(path: outDir, problem: "already holds a finished run (summary.json exists); choose a new --out directory, "
                             + "or --fork to continue it under a new spec")
         }
@@ -269,7 +271,7 @@ public enum ForegroundRun {
             }
         }
         // The spec and the metrics on disk always match the checkpoint the run continues from.
-        try DurableFile.write(spec.json.pretty + "\n", to: outDir + "/spec.json")
+        try DurableFile.write(spec.json.pretty + "\n", to: files.spec)
         try DurableFile.write(records.map { MetricsFormat.json($0).rendered + "\n" }.joined(), to: metricsPath)
         if resumedFrom == nil {
             log("\(spec.architecture.rawValue) (width \(JSON.format(spec.width)), \(trainer.network.parameterCount) parameters), "
@@ -368,7 +370,7 @@ public enum ForegroundRun {
         }
         summary.records = records
         summary.seconds = Trainer.monotonicSeconds() - start
-        try DurableFile.write(summary.json.pretty + "\n", to: outDir + "/summary.json")
+        try DurableFile.write(summary.json.pretty + "\n", to: files.summary)
         return summary
     }
 }

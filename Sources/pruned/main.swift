@@ -9,6 +9,7 @@ import Engine
 import Foundation
 import PrunedJSON
 import Results
+import RunLayout
 import Training
 
 @main
@@ -390,7 +391,7 @@ struct CkptVerify: ParsableCommand {
     @Argument(help: "A run directory (or its checkpoints/ directory).") var dir: String
 
     func run() throws {
-        let d = FileManager.default.fileExists(atPath: dir + "/checkpoints") ? dir + "/checkpoints" : dir
+        let d = FileManager.default.fileExists(atPath: RunDirectory(dir).checkpoints) ? RunDirectory(dir).checkpoints : dir
         let store = CheckpointStore(directory: d)
         let results = store.verifyAll()
         if results.isEmpty { printErr("pruned: no checkpoints in \(d)"); throw ExitCode(1) }
