@@ -95,7 +95,11 @@ job=$jobs
 echo "pruned-${run[0]}" >"$work/jobnames"
 ok "sweep: squeue lists the array's 4 tasks" "$(squeue -h -r -j "$job" 2>&1)" test "$(squeue -h -r -t all -j "$job" -o %i | wc -l)" = 4
 wait_state 60 running "${run[1]}" || fail "sweep: task 1 runs" "$(show "${run[1]}")"
-timeout 6 "$PRUNECTL" watch "${run[1]}" >"$work/watch.txt" 2>&1
+# Without a terminal, watch prints a line per event: wait (bounded) for one about this run.
+"$PRUNECTL" watch "${run[1]}" >"$work/watch.txt" 2>&1 &
+watcher=$!
+for _ in $(seq 120); do grep -q "${run[1]}" "$work/watch.txt" && break; sleep 0.5; done
+kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null
 ok "watch shows a Slurm run's progress" "$(cat "$work/watch.txt")" grep -q "${run[1]}" "$work/watch.txt"
 scontrol requeue "${job}_1"
 kill -9 "$dpid"; wait "$dpid" 2>/dev/null; dpid=""
