@@ -152,7 +152,7 @@ final class SlurmExecutor: @unchecked Sendable {
                 }
                 wake()
             case .hold(let id, let task, let token):
-                let r = Result { try SlurmCommands.run(["scontrol", "hold", task], timeout: 30) }
+                let r = Result { try SlurmCommands.run(["scontrol", "uhold", task], timeout: 30) }
                 daemon.lock.withLock {
                     guard var rec = daemon.runs[id] else { return }
                     switch r {
@@ -160,9 +160,9 @@ final class SlurmExecutor: @unchecked Sendable {
                         if rec.state == .queued { rec.state = .held; daemon.commitQuietlyLocked(rec) }
                         if let token { daemon.resolveLocked(token, .ok(daemon.withChanged(rec.json, true))) }
                     case .success(let out):
-                        if let token { daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol hold \(task) failed: \(out.message)"))) }
+                        if let token { daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol uhold \(task) failed: \(out.message)"))) }
                     case .failure(let e):
-                        if let token { daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol hold \(task) failed: \(e)"))) }
+                        if let token { daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol uhold \(task) failed: \(e)"))) }
                     }
                 }
             case .release(let id, let task, let token):
