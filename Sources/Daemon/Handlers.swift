@@ -92,11 +92,21 @@ extension Daemon {
     func statusJSON() -> JSON {
         lock.withLock {
             let counts = Dictionary(grouping: runs.values, by: \.state).mapValues(\.count)
-            return .object([
+            let slurmRuns = runs.values.filter { $0.executor == .slurm }
+            let slurmCounts = Dictionary(grouping: slurmRuns, by: \.state).mapValues(\.count)
+            // Local runs first (their workers), then the Slurm runs whose tasks run.
+            let running = workers.keys.sorted().compactMap { runs[$0]?.summaryJSON } + runningSlurmRunsLocked().map(\.summaryJSON)
+            var pairs: [(String, JSON)] = [
                 ("daemon", .string(config.version)), ("protocol", .number(Double(ProtocolInfo.version))), ("boot_id", .string(bootID)),
                 ("uptime", .number((now() - startTime).rounded())),
                 ("runs", .object(RunState.allCases.map { ($0.rawValue, .number(Double(counts[$0] ?? 0))) })),
-                ("running", .array(workers.keys.sorted().compactMap { runs[$0]?.summaryJSON })),
+            ]
+            // Only a daemon that has Slurm runs says how many of each state are Slurm's.
+            if !slurmRuns.isEmpty {
+                pairs.append(("slurm_runs", .object(RunState.allCases.map { ($0.rawValue, .number(Double(slurmCounts[$0] ?? 0))) })))
+            }
+            return .object(pairs + [
+                ("running", .array(running)),
                 ("slots", .number(Double(config.runs))), ("threads_per_run", .number(Double(config.threadsPerRun))),
                 ("draining", draining.map { .string($0.rawValue) } ?? .null), ("stopping", stopping.map { .string($0) } ?? .null),
                 ("status", .string(statusLineLocked())), ("next_seq", .number(Double(ring.nextSeq))),
