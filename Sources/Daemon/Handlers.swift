@@ -333,7 +333,7 @@ extension Daemon {
             throw ProtocolError(.notFound, "\(id) has no checkpoint to fork from yet")
         }
         let (json, spec) = try buildSpec(base: src.spec, preset: nil, overrides: e.overrides, peer: peer)
-        var edits = try resolveExecutor(e, peer: peer)
+        var edits = try resolveExecutor(Daemon.forkExecutor(e, source: src), peer: peer)
         if edits.group == nil { edits.group = src.group }
         if edits.tags == nil { edits.tags = src.tags }
         let source = JSON.object([("fork_of", .string(id.description)), ("checkpoint", .string(entry.file)),
@@ -354,6 +354,20 @@ extension Daemon {
         work.name = "fork \(id)"
         work.start()
         return .deferred(token)
+    }
+
+    /// A fork runs where its source ran unless the request names an executor; a fork of a Slurm
+    /// run has the source's Slurm options (not its batch: it is submitted alone) under the
+    /// request's `slurm.*` options.
+    static func forkExecutor(_ e: RunEdits, source src: RunRecord) -> RunEdits {
+        var e = e
+        if e.executor == nil { e.executor = src.executor }
+        if e.executor == .slurm, src.executor == .slurm {
+            var inherited = src.slurm?.options ?? SlurmOptions()
+            inherited.batch = nil
+            e.slurm = inherited.overlaid(with: e.slurm ?? SlurmOptions())
+        }
+        return e
     }
 
     // MARK: state changes
