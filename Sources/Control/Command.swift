@@ -161,7 +161,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .release: return "release ID"
         case .priority: return "priority ID N"
         case .set: return "set ID [PATH=VALUE...] [group=G] [tag=T[,T...]] [priority=N]  (group= and tag= with no value clear them)"
-        case .fork: return "fork ID [checkpoint=FILE] [PATH=VALUE...] [group=G] [tag=T[,T...]] [priority=N] [hold=true]"
+        case .fork: return "fork ID [checkpoint=FILE] [PATH=VALUE...] [group=G] [tag=T[,T...]] [priority=N] [hold=true] [executor=local|slurm] [slurm.KEY=VALUE...]"
         case .metrics: return "metrics ID [kind=epochs|prunes] [since=EPOCH]"
         case .checkpoint: return "checkpoint ID"
         case .logs: return "logs ID [tail=N]"
@@ -265,6 +265,7 @@ extension Request {
                 throw ProtocolError(.badArgument, "fork: checkpoint must be a file name from `show` (no '/')")
             }
             var edits = RunEdits()
+            try a.readExecutor(into: &edits)
             try a.readEdits(into: &edits, allowSpec: false, allowHold: true)
             request = .fork(id, checkpoint: checkpoint, edits)
         case .list:
@@ -408,7 +409,7 @@ struct Arguments {
         return s
     }
 
-    /// `executor=local|slurm` and the `slurm.KEY=VALUE` options (submit only).
+    /// `executor=local|slurm` and the `slurm.KEY=VALUE` options (submit and fork).
     mutating func readExecutor(into e: inout RunEdits) throws {
         if let x = take("executor") {
             guard let v = Executor(rawValue: x.value) else { throw ProtocolError(.badArgument, "\(verb.rawValue): executor must be local or slurm") }

@@ -477,7 +477,11 @@ public final class Daemon: @unchecked Sendable {
     /// The one-line STATUS= text for systemd and `status`.
     func statusLineLocked() -> String {
         let counts = Dictionary(grouping: runs.values, by: \.state).mapValues(\.count)
-        var parts = [RunState.running, .queued, .held, .paused, .interrupted, .failed].compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }
+        // Slurm runs count with the others; "(N on Slurm)" says how many of a state are Slurm's.
+        let slurmCounts = Dictionary(grouping: runs.values.filter { $0.executor == .slurm }, by: \.state).mapValues(\.count)
+        var parts = [RunState.running, .queued, .held, .paused, .interrupted, .failed].compactMap { s in
+            counts[s].map { "\($0) \(s.rawValue)" + (slurmCounts[s].map { " (\($0) on Slurm)" } ?? "") }
+        }
         if parts.isEmpty { parts = ["idle"] }
         var line = parts.joined(separator: ", ")
         for id in workers.keys.sorted() {
@@ -486,9 +490,19 @@ public final class Daemon: @unchecked Sendable {
             line += String(format: "; %@ epoch %d/%d step %d/%d", id.description, min(r.epochsDone + 1, r.epochs), r.epochs, r.step, r.stepsPerEpoch)
             if let ips = r.imagesPerSecond { line += String(format: " (%.0f img/s)", ips) }
         }
+        for r in runningSlurmRunsLocked() {
+            line += String(format: "; %@ epoch %d/%d", r.id.description, min(r.epochsDone + 1, r.epochs), r.epochs)
+            if r.stepsPerEpoch > 0 { line += String(format: " step %d/%d", r.step, r.stepsPerEpoch) }
+            line += " in Slurm task \(r.slurm?.taskID ?? "?")" + (r.slurm?.node.map { " on \($0)" } ?? "")
+        }
         if let d = draining { line += "; draining (\(d.rawValue))" }
         if stopping != nil { line += "; stopping" }
         return line
+    }
+
+    /// Slurm runs whose task runs now, in id order (lock held).
+    func runningSlurmRunsLocked() -> [RunRecord] {
+        runs.values.filter { $0.executor == .slurm && $0.state == .running }.sorted { $0.id < $1.id }
     }
 
     /// Whether every running run stepped recently (the watchdog is fed only then).

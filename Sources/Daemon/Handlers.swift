@@ -92,11 +92,21 @@ extension Daemon {
     func statusJSON() -> JSON {
         lock.withLock {
             let counts = Dictionary(grouping: runs.values, by: \.state).mapValues(\.count)
-            return .object([
+            let slurmRuns = runs.values.filter { $0.executor == .slurm }
+            let slurmCounts = Dictionary(grouping: slurmRuns, by: \.state).mapValues(\.count)
+            // Local runs first (their workers), then the Slurm runs whose tasks run.
+            let running = workers.keys.sorted().compactMap { runs[$0]?.summaryJSON } + runningSlurmRunsLocked().map(\.summaryJSON)
+            var pairs: [(String, JSON)] = [
                 ("daemon", .string(config.version)), ("protocol", .number(Double(ProtocolInfo.version))), ("boot_id", .string(bootID)),
                 ("uptime", .number((now() - startTime).rounded())),
                 ("runs", .object(RunState.allCases.map { ($0.rawValue, .number(Double(counts[$0] ?? 0))) })),
-                ("running", .array(workers.keys.sorted().compactMap { runs[$0]?.summaryJSON })),
+            ]
+            // Only a daemon that has Slurm runs says how many of each state are Slurm's.
+            if !slurmRuns.isEmpty {
+                pairs.append(("slurm_runs", .object(RunState.allCases.map { ($0.rawValue, .number(Double(slurmCounts[$0] ?? 0))) })))
+            }
+            return .object(pairs + [
+                ("running", .array(running)),
                 ("slots", .number(Double(config.runs))), ("threads_per_run", .number(Double(config.threadsPerRun))),
                 ("draining", draining.map { .string($0.rawValue) } ?? .null), ("stopping", stopping.map { .string($0) } ?? .null),
                 ("status", .string(statusLineLocked())), ("next_seq", .number(Double(ring.nextSeq))),
@@ -323,7 +333,7 @@ extension Daemon {
             throw ProtocolError(.notFound, "\(id) has no checkpoint to fork from yet")
         }
         let (json, spec) = try buildSpec(base: src.spec, preset: nil, overrides: e.overrides, peer: peer)
-        var edits = try resolveExecutor(e, peer: peer)
+        var edits = try resolveExecutor(Daemon.forkExecutor(e, source: src), peer: peer)
         if edits.group == nil { edits.group = src.group }
         if edits.tags == nil { edits.tags = src.tags }
         let source = JSON.object([("fork_of", .string(id.description)), ("checkpoint", .string(entry.file)),
@@ -344,6 +354,20 @@ extension Daemon {
         work.name = "fork \(id)"
         work.start()
         return .deferred(token)
+    }
+
+    /// A fork runs where its source ran unless the request names an executor; a fork of a Slurm
+    /// run has the source's Slurm options (not its batch: it is submitted alone) under the
+    /// request's `slurm.*` options.
+    static func forkExecutor(_ e: RunEdits, source src: RunRecord) -> RunEdits {
+        var e = e
+        if e.executor == nil { e.executor = src.executor }
+        if e.executor == .slurm, src.executor == .slurm {
+            var inherited = src.slurm?.options ?? SlurmOptions()
+            inherited.batch = nil
+            e.slurm = inherited.overlaid(with: e.slurm ?? SlurmOptions())
+        }
+        return e
     }
 
     // MARK: state changes

@@ -37,6 +37,20 @@ public struct SlurmRun: Equatable, Sendable {
     public var note: String?
     /// The task's output file (sbatch --output).
     public var output: String?
+    /// An sbatch whose answer has not been recorded: written to the ledger before sbatch runs
+    /// and cleared when its answer is. Found set at start (the daemon died meanwhile) or after a
+    /// timed-out sbatch, it makes the executor look for a job of that name and re-attach to it
+    /// instead of submitting the run a second time.
+    public var submission: Submission?
+
+    public struct Submission: Equatable, Sendable {
+        /// The job name, unique per submission: pruned-STATEID-FIRSTRUN-ATTEMPT.
+        public var jobName: String
+        /// The batch directory (runs.txt and the tasks' output files).
+        public var directory: String
+        /// When sbatch was started (seconds since 1970).
+        public var since: Double
+    }
 
     public init(options: SlurmOptions) { self.options = options }
 
@@ -49,6 +63,8 @@ public struct SlurmRun: Equatable, Sendable {
             ("node", s(node)), ("state", s(state)), ("reason", s(slurmReason)), ("active", .bool(active)),
             ("restarts", .number(Double(restarts))), ("submit_attempts", .number(Double(submitAttempts))),
             ("resubmits", .number(Double(resubmits))), ("note", s(note)), ("output", s(output)), ("options", options.json),
+            ("submission", submission.map { .object([("job_name", .string($0.jobName)), ("directory", .string($0.directory)),
+                                                     ("since", .number($0.since))]) } ?? .null),
         ])
     }
 
@@ -67,6 +83,9 @@ public struct SlurmRun: Equatable, Sendable {
         resubmits = j["resubmits"]?.intValue ?? 0
         note = j["note"]?.stringValue
         output = j["output"]?.stringValue
+        if let sub = j["submission"], let name = sub["job_name"]?.stringValue, let dir = sub["directory"]?.stringValue {
+            submission = Submission(jobName: name, directory: dir, since: sub["since"]?.doubleValue ?? 0)
+        }
     }
 }
 
@@ -113,6 +132,7 @@ final class SlurmExecutor: @unchecked Sendable {
         defer { finished.signal() }
         while !daemon.lock.withLock({ stopped }) {
             performActions()
+            findLostSubmissions()
             submitQueued()
             poll()
             _ = wakeup.wait(timeout: .now() + daemon.config.slurmPollInterval)
@@ -132,7 +152,7 @@ final class SlurmExecutor: @unchecked Sendable {
                 }
                 wake()
             case .hold(let id, let task, let token):
-                let r = Result { try SlurmCommands.run(["scontrol", "hold", task], timeout: 30) }
+                let r = Result { try SlurmCommands.run(["scontrol", "uhold", task], timeout: 30) }
                 daemon.lock.withLock {
                     guard var rec = daemon.runs[id] else { return }
                     switch r {
@@ -140,9 +160,9 @@ final class SlurmExecutor: @unchecked Sendable {
                         if rec.state == .queued { rec.state = .held; daemon.commitQuietlyLocked(rec) }
                         if let token { daemon.resolveLocked(token, .ok(daemon.withChanged(rec.json, true))) }
                     case .success(let out):
-                        if let token { daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol hold \(task) failed: \(out.message)"))) }
+                        if let token { daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol uhold \(task) failed: \(out.message)"))) }
                     case .failure(let e):
-                        if let token { daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol hold \(task) failed: \(e)"))) }
+                        if let token { daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol uhold \(task) failed: \(e)"))) }
                     }
                 }
             case .release(let id, let task, let token):
@@ -177,7 +197,8 @@ final class SlurmExecutor: @unchecked Sendable {
         let groups: [[RunRecord]] = daemon.lock.withLock {
             let t = daemon.now()
             guard daemon.draining == nil, daemon.stopping == nil, t >= backoffUntil else { return [] }
-            let queued = daemon.runs.values.filter { $0.executor == .slurm && $0.state == .queued && $0.slurm?.active != true }
+            let queued = daemon.runs.values.filter { $0.executor == .slurm && $0.state == .queued && $0.slurm?.active != true
+                && $0.slurm?.submission == nil }
             let byKey = Dictionary(grouping: queued) { r in
                 GroupKey(options: r.slurm?.options ?? SlurmOptions(), owner: r.owner,
                          alone: (r.slurm?.submitAttempts ?? 0) > 0 ? r.id : nil)
@@ -205,14 +226,61 @@ final class SlurmExecutor: @unchecked Sendable {
         return argv
     }
 
-    private func submit(_ group: [RunRecord]) {
-        guard let first = group.first else { return }
+    /// Seconds sbatch (and the squeue looking for a lost submission) may take.
+    static let sbatchTimeout = 60.0
+
+    /// This state directory's id in job names (STATE/slurm/state-id, created once): tells this
+    /// daemon's jobs from those of another daemon of the same user.
+    private lazy var stateID: String = {
+        let path = daemon.config.stateDirectory + "/slurm/state-id"
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let id = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !id.isEmpty, id.count <= 16, id.allSatisfy({ $0.isASCII && ($0.isNumber || ("a" ... "f").contains($0)) }) { return id }
+        }
+        let id = (0 ..< 4).map { _ in String(format: "%02x", UInt8.random(in: 0 ... 255)) }.joined()
+        try? FileManager.default.createDirectory(atPath: daemon.config.stateDirectory + "/slurm", withIntermediateDirectories: true,
+                                                 attributes: [.posixPermissions: 0o755])
+        do { try DurableFile.write(id + "\n", to: path) } catch {
+            daemon.logger.log(.warning, "cannot write \(path) (\(error)); job names use \(id) until the daemon restarts")
+        }
+        return id
+    }()
+
+    private func submit(_ snapshot: [RunRecord]) {
         let config = daemon.config
         let fm = FileManager.default
         let slurmDir = config.stateDirectory + "/slurm"
-        let name = "\(first.id)-\(Int(daemon.now()))"
-        let batchDir = slurmDir + "/" + name
         let script = slurmDir + "/pruned-array.sbatch"
+        let stateID = self.stateID
+        // Record the submission durably before sbatch runs: a daemon killed while sbatch is in
+        // flight then looks for the job at its next start instead of submitting it again.
+        let prepared: (group: [RunRecord], name: String, batchDir: String)? = daemon.lock.withLock {
+            let current = snapshot.compactMap { daemon.runs[$0.id] }
+                .filter { $0.state == .queued && $0.slurm?.active != true && $0.slurm?.submission == nil }
+            guard let first = current.first else { return nil }
+            let name = "pruned-\(stateID)-\(first.id)-\((first.slurm?.submitAttempts ?? 0) + 1)"
+            let batchDir = slurmDir + "/" + name
+            let since = daemon.now()
+            var recorded: [RunRecord] = []
+            for (i, r0) in current.enumerated() {
+                var r = r0
+                var s = r.slurm ?? SlurmRun(options: SlurmOptions())
+                s.submission = SlurmRun.Submission(jobName: name, directory: batchDir, since: since)
+                s.arrayIndex = i
+                r.slurm = s
+                do { try daemon.commitLocked(r) } catch {
+                    // Not durable: submit none of them (a crash could submit them twice); retried at the next poll.
+                    for var back in recorded {
+                        back.slurm?.submission = nil
+                        daemon.commitQuietlyLocked(back)
+                    }
+                    return nil
+                }
+                recorded.append(r)
+            }
+            return (recorded, name, batchDir)
+        }
+        guard let (group, name, batchDir) = prepared, let first = group.first else { return }
         let runsFile = batchDir + "/runs.txt"
         var outcome: Swift.Result<SlurmCommands.Result, Error>
         do {
@@ -232,10 +300,10 @@ final class SlurmExecutor: @unchecked Sendable {
             }
             try DurableFile.write(group.map { daemon.runDirectory($0.id).path }.joined(separator: "\n") + "\n", to: runsFile)
             let argv = SlurmExecutor.sbatchArguments(options: first.slurm?.options ?? SlurmOptions(), count: group.count,
-                                                     signalMargin: config.slurmSignalMargin, jobName: "pruned-\(first.id)",
+                                                     signalMargin: config.slurmSignalMargin, jobName: name,
                                                      outputDirectory: batchDir, script: script, runsFile: runsFile,
                                                      defaultCPUs: config.threadsPerRun)
-            outcome = .success(try SlurmCommands.run(argv, environment: ["PRUNED_BIN": config.slurmPrunedBin], timeout: 60))
+            outcome = .success(try SlurmCommands.run(argv, environment: ["PRUNED_BIN": config.slurmPrunedBin], timeout: SlurmExecutor.sbatchTimeout))
         } catch {
             outcome = .failure(error)
         }
@@ -244,60 +312,136 @@ final class SlurmExecutor: @unchecked Sendable {
             var unreachable: String?
             var refused: String?
             var jobID: String?
+            var lost = false
             switch outcome {
             case .success(let res) where res.status == 0:
                 jobID = SlurmCommands.parseSbatch(res.stdout)
                 if jobID == nil { refused = "sbatch printed no job id: \(res.stdout.prefix(200))" }
+            case .success(let res) where res.timedOut:
+                // sbatch may have submitted the job before it stopped answering.
+                lost = true
+                unreachable = "sbatch did not answer within \(Int(SlurmExecutor.sbatchTimeout)) s"
             case .success(let res) where SlurmCommands.isUnreachable(res):
-                unreachable = res.timedOut ? "sbatch did not answer within 60 s" : res.message
+                unreachable = res.message
             case .success(let res):
                 refused = res.message.isEmpty ? "sbatch exited with status \(res.status)" : res.message
             case .failure(let e):
                 refused = "\(e)"
             }
-            if unreachable != nil {
-                backoff = min(max(backoff * 2, 5), 300)
-                backoffUntil = t + backoff
-            } else {
-                backoff = 0
+            if unreachable != nil { backOffLocked(t) } else { backoff = 0 }
+            if let jobID {
+                attachLocked(group.map(\.id), jobID: jobID, batchDir: batchDir)
+                return
             }
-            for (i, r0) in group.enumerated() {
-                guard var r = daemon.runs[r0.id] else { continue }
-                var s = r.slurm ?? SlurmRun(options: SlurmOptions())
-                if let jobID {
-                    s.jobID = jobID
-                    s.arrayIndex = i
-                    s.active = true
-                    s.state = "PENDING"
-                    s.node = nil
-                    s.slurmReason = nil
-                    s.note = nil
-                    s.submitAttempts += 1
-                    s.output = batchDir + "/slurm-\(jobID)_\(i).out"
-                    r.slurm = s
-                    daemon.emitLocked("slurm", run: r.id, fields: [("what", .string("submitted")), ("job_id", .string(jobID)),
-                                                                   ("array_index", .number(Double(i)))],
-                                      message: "\(r.id) submitted to Slurm as \(jobID)_\(i)")
-                    // Changed meanwhile (the handlers do not wait for sbatch): carry it out in Slurm.
-                    if r.state == .cancelled || r.pending == "cancel" {
-                        FileManager.default.createFile(atPath: daemon.runDirectory(r.id).slurmCancel, contents: nil)
-                        actions.append(.scancel(r.id, task: "\(jobID)_\(i)"))
-                    } else if r.state == .held {
-                        actions.append(.hold(r.id, task: "\(jobID)_\(i)", token: nil))
+            for r0 in group {
+                guard var r = daemon.runs[r0.id], var s = r.slurm, s.submission?.jobName == name else { continue }
+                if let unreachable {
+                    if lost {
+                        s.note = "slurmctld unreachable (\(unreachable)); job \(name) is looked for in \(Int(backoff)) s before the run is submitted again"
+                    } else {
+                        s.submission = nil
+                        s.note = "slurmctld unreachable (\(unreachable)); sbatch is tried again in \(Int(backoff)) s"
                     }
-                } else if let unreachable {
-                    s.note = "slurmctld unreachable (\(unreachable)); sbatch is tried again in \(Int(backoff)) s"
-                    r.slurm = s
-                    daemon.runs[r.id] = r
-                    continue
-                } else if let refused, r.state == .queued {
-                    r.state = .failed
-                    r.reason = "sbatch refused the job: \(refused)"
-                    r.finished = t
+                } else {
+                    s.submission = nil
+                    if let refused, r.state == .queued {
+                        r.state = .failed
+                        r.reason = "sbatch refused the job: \(refused)"
+                        r.finished = t
+                    }
                 }
+                r.slurm = s
                 daemon.commitQuietlyLocked(r)
             }
-            if jobID != nil { wake() }
+        }
+    }
+
+    private func backOffLocked(_ t: Double) {
+        backoff = min(max(backoff * 2, 5), 300)
+        backoffUntil = t + backoff
+    }
+
+    /// Records that the runs `ids` (each at the array index recorded with its submission) are
+    /// tasks of job `jobID`, and carries out what was asked meanwhile (lock held).
+    private func attachLocked(_ ids: [RunID], jobID: String, batchDir: String, found: [Int: SlurmCommands.Task] = [:]) {
+        for id in ids {
+            guard var r = daemon.runs[id] else { continue }
+            var s = r.slurm ?? SlurmRun(options: SlurmOptions())
+            let i = s.arrayIndex ?? 0
+            s.jobID = jobID
+            s.arrayIndex = i
+            s.active = true
+            s.state = found[i]?.state ?? "PENDING"
+            s.node = nil
+            s.slurmReason = nil
+            s.note = nil
+            s.submission = nil
+            s.submitAttempts += 1
+            s.output = batchDir + "/slurm-\(jobID)_\(i).out"
+            r.slurm = s
+            daemon.emitLocked("slurm", run: r.id, fields: [("what", .string("submitted")), ("job_id", .string(jobID)),
+                                                           ("array_index", .number(Double(i)))],
+                              message: "\(r.id) submitted to Slurm as \(jobID)_\(i)")
+            // Changed meanwhile (the handlers do not wait for sbatch): carry it out in Slurm.
+            if r.state == .cancelled || r.pending == "cancel" {
+                FileManager.default.createFile(atPath: daemon.runDirectory(r.id).slurmCancel, contents: nil)
+                actions.append(.scancel(r.id, task: "\(jobID)_\(i)"))
+            } else if r.state == .held {
+                actions.append(.hold(r.id, task: "\(jobID)_\(i)", token: nil))
+            }
+            daemon.commitQuietlyLocked(r)
+        }
+        wake()
+    }
+
+    /// Runs whose sbatch answer was never recorded (the daemon died during sbatch, or sbatch
+    /// timed out): looks for their job by name and re-attaches to it; when there is none (and
+    /// no sbatch of the submission can still be running), the runs are submitted again.
+    private func findLostSubmissions() {
+        let lost: [String: [RunRecord]] = daemon.lock.withLock {
+            guard daemon.stopping == nil, daemon.now() >= backoffUntil else { return [:] }
+            let runs = daemon.runs.values.filter { $0.executor == .slurm && $0.slurm?.active != true && $0.slurm?.submission != nil }
+            return Dictionary(grouping: runs) { $0.slurm?.submission?.jobName ?? "" }
+        }
+        for (name, group) in lost.sorted(by: { $0.key < $1.key }) {
+            guard let submission = group.first?.slurm?.submission else { continue }
+            let res = Result { try SlurmCommands.run(["squeue", "-h", "-r", "-t", "all", "--me", "--name=\(name)", "-o", "%i|%T|%N|%r"],
+                                                     timeout: 30) }
+            daemon.lock.withLock {
+                let t = daemon.now()
+                let ids = group.map(\.id)
+                func note(_ text: String) {
+                    for id in ids where daemon.runs[id]?.slurm?.submission?.jobName == name { daemon.runs[id]?.slurm?.note = text }
+                    daemon.statusDirty = true
+                }
+                switch res {
+                case .success(let out) where out.status == 0:
+                    let tasks = SlurmCommands.parseSqueue(out.stdout)
+                    if let jobID = tasks.first?.jobID {
+                        daemon.logger.log(.notice, "found job \(jobID) (\(name)) whose submission was not recorded: re-attaching \(ids.map(\.description).joined(separator: ", "))")
+                        let found = Dictionary(tasks.filter { $0.jobID == jobID }.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+                        attachLocked(ids.filter { daemon.runs[$0]?.slurm?.submission?.jobName == name }, jobID: jobID,
+                                     batchDir: submission.directory, found: found)
+                    } else if t - submission.since < SlurmExecutor.sbatchTimeout + 30 {
+                        // An sbatch of this submission may still be running (orphaned by a crash): wait it out.
+                        note("looking for job \(name) (its sbatch answer was not recorded) before submitting again")
+                    } else {
+                        daemon.logger.log(.notice, "no job \(name) in Slurm: submitting \(ids.map(\.description).joined(separator: ", ")) again")
+                        for id in ids {
+                            guard var r = daemon.runs[id], r.slurm?.submission?.jobName == name else { continue }
+                            r.slurm?.submission = nil
+                            r.slurm?.note = nil
+                            daemon.commitQuietlyLocked(r)
+                        }
+                        wake()
+                    }
+                case .success(let out):
+                    if SlurmCommands.isUnreachable(out) { backOffLocked(t) }
+                    note("slurmctld unreachable (\(out.timedOut ? "squeue did not answer" : out.message)); job \(name) is looked for again in \(Int(backoff)) s")
+                case .failure(let e):
+                    note("cannot look for job \(name): \(e)")
+                }
+            }
         }
     }
 
@@ -554,6 +698,9 @@ extension Daemon {
     static func slurmStatus(_ r: RunRecord, _ s: SlurmRun) -> String {
         let task = s.taskID ?? "?"
         if !s.active {
+            if let sub = s.submission {
+                return "being submitted to Slurm as job \(sub.jobName)" + (s.note.map { ": \($0)" } ?? "")
+            }
             if r.state.isTerminal || r.state == .paused { return "not in Slurm (its last task was \(task))" }
             return "not submitted to Slurm yet" + (s.note.map { ": \($0)" } ?? "")
         }

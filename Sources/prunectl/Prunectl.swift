@@ -265,9 +265,12 @@ struct Fork: ParsableCommand {
     @Option(name: .long, help: "Tags (default: the source's; repeatable).") var tag: [String] = []
     @Option(name: .long, help: "Priority.") var priority: Int?
     @Flag(name: .long, help: "Queue it held.") var hold = false
+    /// Unless given, the fork runs where its source ran, with the source's Slurm options under these.
+    @OptionGroup var executor: ExecutorOptions
     func run() throws {
         try guarded {
             var e = RunEdits()
+            try executor.applySlurm(to: &e)
             e.overrides = try overrides.map(parseOverride)
             e.group = group
             e.tags = tag.isEmpty ? nil : tag

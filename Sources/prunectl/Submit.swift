@@ -6,17 +6,8 @@ import ControlClient
 import Foundation
 import PrunedJSON
 
-/// What submit and sweep share: the base spec and where the runs go.
-struct SpecOptions: ParsableArguments {
-    @Argument(help: "A preset name (see `pruned presets`).") var positionalPreset: String?
-    @Option(name: .long, help: "A preset name (the same as giving it as the first argument).") var preset: String?
-    @Option(name: .long, help: "A JSON run spec file instead of a preset.") var spec: String?
-    @Option(name: [.customShort("s"), .long], help: "Spec override PATH=VALUE (repeatable), e.g. --set epochs=30 --set dataset.path=/data/fmnist.") var set: [String] = []
-    @Option(name: .long, help: "Seeds: N, A..B or a comma list (each becomes a run tagged seed:N).") var seeds: String?
-    @Option(name: .long, help: "Group of the new runs.") var group: String?
-    @Option(name: .long, help: "Tag (repeatable).") var tag: [String] = []
-    @Option(name: .long, help: "Priority (higher first).") var priority: Int?
-    @Flag(name: .long, help: "Queue the runs held (release them later).") var hold = false
+/// Where runs go: --slurm and its options, or --local (submit, sweep and fork).
+struct ExecutorOptions: ParsableArguments {
     @Flag(name: .long, help: "Run on Slurm: the runs of one command become one sbatch array job.") var slurm = false
     @Flag(name: .long, help: "Run locally on the daemon's machine (when the daemon's default is Slurm).") var local = false
     @Option(name: .long, help: "Slurm partition (implies --slurm).") var partition: String?
@@ -26,30 +17,6 @@ struct SpecOptions: ParsableArguments {
     @Option(name: .long, help: "Tasks of the array running at once (implies --slurm).") var maxConcurrent: String?
     @Option(name: .long, help: "Slurm account (implies --slurm).") var account: String?
     @Option(name: .long, help: "Further sbatch option --NAME[=VALUE] (repeatable; implies --slurm).") var sbatchArg: [String] = []
-
-    func baseEdits() throws -> RunEdits {
-        var e = RunEdits()
-        if positionalPreset != nil && preset != nil && positionalPreset != preset {
-            throw ValidationError("two different presets: \(positionalPreset ?? "") and --preset \(preset ?? "")")
-        }
-        let preset = self.preset ?? positionalPreset
-        switch (preset, spec) {
-        case (nil, nil): throw ValidationError("name a preset or give --spec FILE")
-        case (.some, .some): throw ValidationError("give a preset or --spec, not both")
-        case (let p?, nil): e.preset = p
-        case (nil, let path?):
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read \(path)") }
-            do { e.spec = try JSON.parse(text) } catch { throw ValidationError("\(path): \(error)") }
-            if case .object = e.spec {} else { throw ValidationError("\(path): a run spec is a JSON object") }
-        }
-        e.overrides = try set.map(parseOverride)
-        e.group = group
-        e.tags = tag.isEmpty ? nil : tag
-        e.priority = priority
-        e.hold = hold ? true : nil
-        try applySlurm(to: &e)
-        return e
-    }
 
     /// --slurm and its options; all runs of one command share a batch name, so one array job.
     func applySlurm(to e: inout RunEdits) throws {
@@ -72,6 +39,45 @@ struct SpecOptions: ParsableArguments {
         e.executor = .slurm
         e.slurm = o
     }
+}
+
+/// What submit and sweep share: the base spec and where the runs go.
+struct SpecOptions: ParsableArguments {
+    @Argument(help: "A preset name (see `pruned presets`).") var positionalPreset: String?
+    @Option(name: .long, help: "A preset name (the same as giving it as the first argument).") var preset: String?
+    @Option(name: .long, help: "A JSON run spec file instead of a preset.") var spec: String?
+    @Option(name: [.customShort("s"), .long], help: "Spec override PATH=VALUE (repeatable), e.g. --set epochs=30 --set dataset.path=/data/fmnist.") var set: [String] = []
+    @Option(name: .long, help: "Seeds: N, A..B or a comma list (each becomes a run tagged seed:N).") var seeds: String?
+    @Option(name: .long, help: "Group of the new runs.") var group: String?
+    @Option(name: .long, help: "Tag (repeatable).") var tag: [String] = []
+    @Option(name: .long, help: "Priority (higher first).") var priority: Int?
+    @Flag(name: .long, help: "Queue the runs held (release them later).") var hold = false
+    @OptionGroup var executor: ExecutorOptions
+
+    func baseEdits() throws -> RunEdits {
+        var e = RunEdits()
+        if positionalPreset != nil && preset != nil && positionalPreset != preset {
+            throw ValidationError("two different presets: \(positionalPreset ?? "") and --preset \(preset ?? "")")
+        }
+        let preset = self.preset ?? positionalPreset
+        switch (preset, spec) {
+        case (nil, nil): throw ValidationError("name a preset or give --spec FILE")
+        case (.some, .some): throw ValidationError("give a preset or --spec, not both")
+        case (let p?, nil): e.preset = p
+        case (nil, let path?):
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read \(path)") }
+            do { e.spec = try JSON.parse(text) } catch { throw ValidationError("\(path): \(error)") }
+            if case .object = e.spec {} else { throw ValidationError("\(path): a run spec is a JSON object") }
+        }
+        e.overrides = try set.map(parseOverride)
+        e.group = group
+        e.tags = tag.isEmpty ? nil : tag
+        e.priority = priority
+        e.hold = hold ? true : nil
+        try executor.applySlurm(to: &e)
+        return e
+    }
+
 
     func seedList() throws -> [Int]? {
         guard let seeds else { return nil }

@@ -39,6 +39,20 @@ enum Tables {
         })
     }
 
+    /// A Slurm run's lines in `show`: where it stands, its job, array index, node, Slurm state and restarts.
+    static func slurmLines(_ r: JSON) -> [String] {
+        let s = r["slurm"]
+        func v(_ key: String) -> String { s?[key]?.stringValue ?? s?[key]?.intValue.map(String.init) ?? "-" }
+        var lines = ["  Slurm: " + (r["slurm_status"]?.stringValue ?? "-")]
+        lines.append("  Slurm job \(v("job_id")), array index \(v("array_index")), node \(v("node")), state \(v("state"))"
+                     + (s?["reason"]?.stringValue.map { " (\($0))" } ?? "")
+                     + ", restarts \(s?["restarts"]?.intValue ?? 0), submissions \(s?["submit_attempts"]?.intValue ?? 0)"
+                     + ((s?["resubmits"]?.intValue ?? 0) > 0 ? ", resubmitted \(s?["resubmits"]?.intValue ?? 0)×" : ""))
+        if let note = s?["note"]?.stringValue, r["slurm_status"]?.stringValue?.contains(note) != true { lines.append("  Slurm note: \(note)") }
+        if let out = s?["output"]?.stringValue { lines.append("  Slurm output: \(out)") }
+        return lines
+    }
+
     static func showRun(_ r: JSON) -> String {
         var lines: [String] = []
         lines.append("\(r["id"]?.stringValue ?? "?")  \(r["state"]?.stringValue ?? "?")" + (r["reason"]?.stringValue.map { " (\($0))" } ?? "")
@@ -51,6 +65,7 @@ enum Tables {
         lines.append("  test accuracy: last \(pct(r["last_test_acc"])), best \(pct(r["best_test_acc"]))"
                      + (r["last_instability"]?.doubleValue.map { String(format: ", last instability %.4f", $0) } ?? ""))
         if let ck = r["last_checkpoint"]?.stringValue { lines.append("  last checkpoint: \(ck)") }
+        if r["executor"]?.stringValue == "slurm" { lines += slurmLines(r) }
         if let f = r["fork_of"]?.stringValue { lines.append("  forked from \(f) at \(r["fork_checkpoint"]?.stringValue ?? "?")") }
         if let s = r["summary"] {
             lines.append(String(format: "  summary: best test %.2f%% at epoch %d, gap %.2f, mean stability %.2f%%",

@@ -8,24 +8,37 @@
 #   - the daemon is killed with kill -9 while the array runs, restarted, re-attaches, and the runs
 #     complete;
 #   - pause/resume/cancel through prunectl; `prunectl watch` shows epoch progress;
+#   - hold/release of a task pending in Slurm (node drained) are scontrol hold/release; priority
+#     of it is refused with the documented message;
+#   - the daemon killed with kill -9 while sbatch is in flight (an sbatch wrapper submits, then
+#     hangs): after the restart the run is re-attached to its job, never submitted twice;
+#   - slurmctld stopped (by its PID): a submitted run stays queued with the reason in show,
+#     sbatch is retried with backoff; slurmctld started again: the run is submitted and completes;
+#   - a run preempted by a job in the `urgent` partition resumes from its checkpoint and
+#     completes bit-identical to a local run, restart count >= 1;
 #   - no sbatch on the daemon's PATH: the submit is refused naming sbatch; a bad partition: the run
 #     fails with sbatch's message.
 # Needs SLURM_CONF of a running cluster, python3, /usr/share/datasets/fashion-mnist.
-# Usage: tests/slurm/daemon-test.sh [--bin DIR] [--keep]. Prints "slurm-daemon: N passed, M failed".
+# Usage: tests/slurm/daemon-test.sh [--bin DIR] [--keep] [--only SECTION,...]
+#   SECTIONs: sweep, control, hold, lost, unreachable, preempt, failures (default: all).
+# Prints "slurm-daemon: N passed, M failed".
 set -uo pipefail
 export LC_ALL=C.UTF-8
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 bindir=""
 keep=0
+only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bindir=$(dirname "$2"); shift 2 ;;
     --keep) keep=1; shift ;;
+    --only) only=",$2,"; shift 2 ;;
     *) echo "daemon-test.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 die() { echo "daemon-test.sh: $*" >&2; exit 2; }
+want() { [ -z "$only" ] || [[ $only == *",$1,"* ]]; }
 [ -n "$bindir" ] || bindir=$root/.build/debug
 PRUNED=$bindir/pruned; PRUNECTL=$bindir/prunectl
 [ -x "$PRUNED" ] && [ -x "$PRUNECTL" ] || die "no pruned/prunectl in $bindir (build first)"
@@ -52,7 +65,11 @@ start_daemon() {   # start_daemon [PATH]
 stop_daemon() { [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null; dpid=""; }
 finish() {
   for d in "$work"/state/runs/*/; do [ -f "$d/summary.json" ] || touch "$d/slurm-cancel"; done
-  for j in $(squeue -h --me -o %A -n "$(cat "$work/jobnames" 2>/dev/null | tr '\n' ',')" 2>/dev/null | sort -u); do scancel "$j" 2>/dev/null; done
+  # this test's jobs: their batch script is under $work
+  for j in $(our_jobs); do scancel "$j" 2>/dev/null; done
+  [ -f "$work/hang-pid" ] && kill "$(cat "$work/hang-pid")" 2>/dev/null
+  [ -n "$drained" ] && scontrol update NodeName="$drained" State=RESUME 2>/dev/null
+  [ -n "$ctl_down" ] && start_slurmctld
   stop_daemon
   echo
   for f in "${failures[@]+"${failures[@]}"}"; do echo "failed: $f"; done
@@ -61,6 +78,19 @@ finish() {
   echo "slurm-daemon: $passed passed, $failed failed"
   [ "$failed" = 0 ]
   exit $?
+}
+# the ids of this test's Slurm jobs (array job ids), with their names: "ID NAME" lines
+our_jobs_named() { squeue -h -t all --me -o '%A %j %o' 2>/dev/null | awk -v w="$work/" 'index($3, w) == 1 {print $1, $2}' | sort -u; }
+our_jobs() { our_jobs_named | cut -d' ' -f1 | sort -u; }
+drained=""; ctl_down=""
+ctl_dir=$(dirname "$(dirname "$SLURM_CONF")")
+ctl_cmd=(); ctl_env=()
+# slurmctld started again with the command line and environment it had (see the unreachable test)
+start_slurmctld() {
+  [ ${#ctl_cmd[@]} -gt 0 ] || return 1
+  (cd / && env -i "${ctl_env[@]}" "${ctl_cmd[@]}" </dev/null >>"$ctl_dir/log/daemons.out" 2>&1)
+  for _ in $(seq 50); do scontrol ping 2>/dev/null | grep -q UP && { ctl_down=""; return 0; }; sleep 0.2; done
+  return 1
 }
 show() { "$PRUNECTL" show --json "$1"; }
 field() { show "$1" | python3 -c 'import json,sys
@@ -81,9 +111,26 @@ wait_state() {   # wait_state SECONDS STATE ID...
 }
 common=(--set width=0.125 --set dataset.kind=fashion_mnist --set "dataset.path=$DATA" --set dataset.test_limit=512)
 
+# same_as_local RUN: the run's metrics (timing fields aside) and final weights equal the same
+# spec run locally with `pruned run` and the same thread count (prints what differs)
+same_as_local() {
+  local r=$1 d=$work/state/runs/$1 ca cb
+  "$PRUNED" run --spec "$d/spec.json" --out "$work/local/$r" --threads 1 >"$work/local-$r.log" 2>&1 || { echo "local run of $r failed"; return 1; }
+  python3 - "$d/metrics.jsonl" "$work/local/$r/metrics.jsonl" <<'PY' || return 1
+import json, sys
+drop = {"seconds", "train_images_per_second"}
+a, b = ([{k: v for k, v in json.loads(l).items() if k not in drop} for l in open(p)] for p in sys.argv[1:3])
+if a != b: print("metrics differ:", sys.argv[1]); sys.exit(1)
+PY
+  ca=$(ls "$d/checkpoints"/ckpt-*-m.pck 2>/dev/null | tail -n 1); cb=$(ls "$work/local/$r/checkpoints"/ckpt-*-m.pck 2>/dev/null | tail -n 1)
+  "$PRUNED" ckpt export "$ca" --safetensors "$work/a.st" >/dev/null 2>&1 && "$PRUNED" ckpt export "$cb" --safetensors "$work/b.st" >/dev/null 2>&1 \
+    && cmp -s "$work/a.st" "$work/b.st" || { echo "final checkpoints of $r differ ($ca vs $cb)"; return 1; }
+}
+
 start_daemon || { fail "daemon starts" "$(tail -5 "$work/daemon.log")"; finish; }
 
 # ---- 1. a sweep of 4 runs is one array job; kill -9 of the daemon meanwhile; a requeued task --
+if want sweep; then
 ids=$("$PRUNECTL" sweep F2_VGG_4 --seeds 1..4 --group sweep --slurm --set epochs=4 --set dataset.train_limit=6144 "${common[@]}") \
   || { fail "sweep submitted" "$ids"; finish; }
 mapfile -t run <<<"$ids"
@@ -92,7 +139,6 @@ sleep 4
 jobs=$(for r in "${run[@]}"; do field "$r" slurm.job_id; done | sort -u)
 ok "sweep: one array job for the 4 runs" "job ids: $jobs" test "$(wc -w <<<"$jobs")" = 1
 job=$jobs
-echo "pruned-${run[0]}" >"$work/jobnames"
 ok "sweep: squeue lists the array's 4 tasks" "$(squeue -h -r -j "$job" 2>&1)" test "$(squeue -h -r -t all -j "$job" -o %i | wc -l)" = 4
 wait_state 60 running "${run[1]}" || fail "sweep: task 1 runs" "$(show "${run[1]}")"
 # Without a terminal, watch prints a line per event: wait (bounded) for one about this run.
@@ -109,27 +155,15 @@ wait_state 240 completed "${run[@]}" || fail "sweep: all completed" "$(for r in 
 restarts=$(field "${run[1]}" slurm.restarts)
 ok "requeued task: restart count >= 1 in show" "restarts=$restarts" test "${restarts:-0}" -ge 1
 ok "requeued task: show names job, index and node" "$(show "${run[1]}")" test "$(field "${run[1]}" slurm.task)" = "${job}_1"
-# the same specs run locally, same thread count: identical metrics and final weights
 same=1
-for r in "${run[@]}"; do
-  d=$work/state/runs/$r
-  "$PRUNED" run --spec "$d/spec.json" --out "$work/local/$r" --threads 1 >"$work/local-$r.log" 2>&1 || { same=0; echo "local run of $r failed"; continue; }
-  python3 - "$d/metrics.jsonl" "$work/local/$r/metrics.jsonl" <<'PY' || same=0
-import json, sys
-drop = {"seconds", "train_images_per_second"}
-a, b = ([{k: v for k, v in json.loads(l).items() if k not in drop} for l in open(p)] for p in sys.argv[1:3])
-if a != b: print("metrics differ:", sys.argv[1]); sys.exit(1)
-PY
-  ca=$(ls "$d/checkpoints"/ckpt-*-m.pck 2>/dev/null | tail -n 1); cb=$(ls "$work/local/$r/checkpoints"/ckpt-*-m.pck 2>/dev/null | tail -n 1)
-  "$PRUNED" ckpt export "$ca" --safetensors "$work/a.st" >/dev/null 2>&1 && "$PRUNED" ckpt export "$cb" --safetensors "$work/b.st" >/dev/null 2>&1 \
-    && cmp -s "$work/a.st" "$work/b.st" || { same=0; echo "final checkpoints of $r differ ($ca vs $cb)"; }
-done
+for r in "${run[@]}"; do same_as_local "$r" || same=0; done
 ok "sweep: metrics and final weights bit-identical to local runs" "see above" test "$same" = 1
+fi
 
 # ---- 2. pause, resume, cancel -----------------------------------------------------------------
+if want control; then
 ids=$("$PRUNECTL" sweep F2_VGG_4 --seeds 5..6 --group ctl --slurm --set epochs=3 --set dataset.train_limit=8192 "${common[@]}")
 mapfile -t ctl <<<"$ids"
-echo "pruned-${ctl[0]}" >>"$work/jobnames"
 wait_state 60 running "${ctl[0]}" "${ctl[1]}" || fail "control: tasks run" "$(show "${ctl[0]}")"
 sleep 2
 out=$(timeout 60 "$PRUNECTL" pause "${ctl[0]}" 2>&1)
@@ -142,8 +176,110 @@ ok "cancel: the task was not requeued" "$(squeue -h -r -j "$(field "${ctl[1]}" s
 "$PRUNECTL" resume "${ctl[0]}" >/dev/null 2>&1
 wait_state 180 completed "${ctl[0]}" || fail "resume: the paused run completes" "$(field "${ctl[0]}" state) $(field "${ctl[0]}" reason)"
 ok "resume: resubmitted as a new job" "$(field "${ctl[0]}" slurm.job_id)" test "$(field "${ctl[0]}" slurm.submit_attempts)" -ge 2
+fi
 
-# ---- 3. failures ------------------------------------------------------------------------------
+# ---- 3. hold, release and priority of a run pending in Slurm (the node drained) ---------------
+if want hold; then
+node=$(sinfo -h -o %n | head -n 1)
+scontrol update NodeName="$node" State=DRAIN Reason=pruned-daemon-test && drained=$node
+held=$("$PRUNECTL" submit F2_VGG_4 --slurm --set epochs=1 --set dataset.train_limit=1024 "${common[@]}")
+end=$(( $(date +%s) + 30 ))
+while [ "$(date +%s)" -lt "$end" ] && [ "$(field "$held" slurm.state)" != PENDING ]; do sleep 1; done
+task=$(field "$held" slurm.task)
+ok "hold: the run is pending in Slurm" "$(show "$held")" test "$(squeue -h -r -j "$task" -o %T 2>/dev/null)" = PENDING
+out=$(timeout 60 "$PRUNECTL" hold "$held" 2>&1)
+ok "hold: the run is held" "$out" test "$(field "$held" state)" = held
+ok "hold: squeue shows the task held (JobHeldUser)" "$(squeue -h -r -j "$task" -o '%T %r' 2>&1)" \
+  test "$(squeue -h -r -j "$task" -o %r 2>/dev/null)" = JobHeldUser
+out=$(timeout 60 "$PRUNECTL" release "$held" 2>&1)
+ok "release: the run is queued again" "$out" test "$(field "$held" state)" = queued
+ok "release: squeue shows the task pending, not held" "$(squeue -h -r -j "$task" -o '%T %r' 2>&1)" \
+  test "$(squeue -h -r -j "$task" -o '%T %r' 2>/dev/null | grep -c JobHeld)" = 0
+out=$("$PRUNECTL" priority "$held" 5 2>&1)
+ok "priority of a run in Slurm: refused, naming scontrol's Nice" "$out" grep -q "Nice=N" <<<"$out"
+timeout 60 "$PRUNECTL" cancel "$held" >/dev/null 2>&1
+ok "cancel of a pending Slurm run" "$(field "$held" state)" test "$(field "$held" state)" = cancelled
+scontrol update NodeName="$node" State=RESUME && drained=""
+fi
+
+# ---- 4. the daemon killed while sbatch is in flight: re-attached, not submitted twice ----------
+if want lost; then
+real_sbatch=$(command -v sbatch)
+mkdir -p "$work/hang"
+cat >"$work/hang/sbatch" <<WRAP
+#!/bin/bash
+# the real sbatch; the first time (while $work/hang-once exists) its answer is lost: it submits, then hangs
+if [ -e "$work/hang-once" ]; then
+  rm -f "$work/hang-once"
+  "$real_sbatch" "\$@" >"$work/hang-out" 2>&1
+  echo \$\$ >"$work/hang-pid"
+  exec sleep 600
+fi
+exec "$real_sbatch" "\$@"
+WRAP
+chmod 755 "$work/hang/sbatch"
+touch "$work/hang-once"
+stop_daemon
+start_daemon "$work/hang:$PATH" || fail "daemon with the sbatch wrapper starts" "$(tail -3 "$work/daemon.log")"
+lost=$("$PRUNECTL" submit F2_VGG_4 --slurm --set epochs=1 --set dataset.train_limit=2048 "${common[@]}")
+for _ in $(seq 60); do [ -s "$work/hang-pid" ] && break; sleep 0.5; done
+ok "lost answer: sbatch submitted, then hung" "$(cat "$work/hang-out" 2>&1)" test -s "$work/hang-pid"
+kill -9 "$dpid"; wait "$dpid" 2>/dev/null; dpid=""
+kill "$(cat "$work/hang-pid")" 2>/dev/null; rm -f "$work/hang-pid"
+start_daemon || fail "daemon restarts after kill -9 during sbatch" "$(tail -5 "$work/daemon.log")"
+wait_state 120 completed "$lost" || fail "lost answer: the run completes" "$(field "$lost" state) $(field "$lost" reason) $(field "$lost" slurm_status)"
+named=$(our_jobs_named | awk -v id="-$lost-" 'index($2, id)')
+ok "lost answer: exactly one Slurm job for the run" "jobs: $named" test "$(wc -l <<<"$named")" = 1
+ok "lost answer: the run is attached to that job" "$named / $(field "$lost" slurm.job_id)" \
+  test "$(cut -d' ' -f1 <<<"$named")" = "$(field "$lost" slurm.job_id)"
+fi
+
+# ---- 5. slurmctld unreachable: queued with the reason, retried with backoff, then submitted ----
+if want unreachable; then
+ctl_pid=$(cat "$ctl_dir/run/slurmctld.pid" 2>/dev/null)
+if [ -n "$ctl_pid" ] && [ "$(cat "/proc/$ctl_pid/comm" 2>/dev/null)" = slurmctld ]; then
+  mapfile -d '' -t ctl_cmd <"/proc/$ctl_pid/cmdline"
+  mapfile -d '' -t ctl_env <"/proc/$ctl_pid/environ"
+  kill "$ctl_pid" && ctl_down=1
+  for _ in $(seq 50); do [ -d "/proc/$ctl_pid" ] || break; sleep 0.2; done
+  unr=$("$PRUNECTL" submit F2_VGG_4 --slurm --set epochs=1 --set dataset.train_limit=2048 "${common[@]}" 2>&1)
+  # sbatch gives up after about 9 s; then 5 s of backoff, then 10 s
+  seen_first=""; seen_second=""
+  end=$(( $(date +%s) + 60 ))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    st=$(field "$unr" slurm_status)
+    [ "$(field "$unr" state)" = queued ] || break
+    grep -q "unreachable.*tried again in 5 s" <<<"$st" && seen_first=1
+    grep -q "unreachable.*tried again in 10 s" <<<"$st" && { seen_second=1; break; }
+    sleep 1
+  done
+  ok "slurmctld down: the run stays queued with the reason in show" "$(field "$unr" state): $st" test -n "$seen_first"
+  ok "slurmctld down: sbatch retried with backoff (5 s, then 10 s)" "$st" test -n "$seen_second"
+  start_slurmctld || fail "slurmctld starts again" "$(tail -3 "$ctl_dir/log/slurmctld.log")"
+  wait_state 120 completed "$unr" || fail "slurmctld back: the run is submitted and completes" "$(field "$unr" state) $(field "$unr" slurm_status)"
+  ok "slurmctld back: the run completed" "$(field "$unr" state)" test "$(field "$unr" state)" = completed
+else
+  fail "slurmctld's PID file" "no running slurmctld in $ctl_dir/run/slurmctld.pid"
+fi
+fi
+
+# ---- 6. preempted by a job in the urgent partition: resumes, completes bit-identical ----------
+if want preempt; then
+pre=$("$PRUNECTL" submit F2_VGG_4 --slurm --set epochs=3 --set dataset.train_limit=8192 "${common[@]}")
+wait_state 60 running "$pre" || fail "preempt: the run runs" "$(show "$pre")"
+# preempted while it trains (mid-epoch: it checkpoints at its next step)
+sleep 4
+cpus=$(sinfo -h -o %c | head -n 1)
+urgent=$(sbatch --parsable -p urgent -c "$cpus" -o /dev/null -J pruned-test-urgent --wrap 'sleep 10')
+ok "preempt: the urgent job is submitted" "$urgent" test -n "$urgent"
+wait_state 240 completed "$pre" || fail "preempt: the run completes" "$(field "$pre" state) $(field "$pre" reason)"
+restarts=$(field "$pre" slurm.restarts)
+ok "preempt: restart count >= 1 in show" "restarts=$restarts" test "${restarts:-0}" -ge 1
+ok "preempt: metrics and final weights bit-identical to a local run" "see above" same_as_local "$pre"
+fi
+
+# ---- 7. failures ------------------------------------------------------------------------------
+if want failures; then
 bad=$("$PRUNECTL" submit F2_VGG_4 --slurm --partition nosuch --set epochs=1 --set dataset.train_limit=1024 "${common[@]}" 2>&1)
 wait_state 30 failed "$bad" || true
 reason=$(field "$bad" reason)
@@ -153,4 +289,5 @@ mkdir -p "$work/nopath"; ln -s "$(command -v python3)" "$work/nopath/python3"
 start_daemon "$work/nopath" || fail "daemon without sbatch starts" "$(tail -3 "$work/daemon.log")"
 out=$("$PRUNECTL" submit F2_VGG_4 --slurm --set epochs=1 "${common[@]}" 2>&1)
 ok "no sbatch on PATH: the submit is refused naming sbatch" "$out" grep -q "sbatch is not on the daemon's PATH" <<<"$out"
+fi
 finish
