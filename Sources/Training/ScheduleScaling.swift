@@ -8,7 +8,9 @@
 //              is at least the original's in proportion, rounded down, and ≥ 1 when it was;
 //   milestones the LR milestones stay in order, inside the run, and every event keeps its LR
 //              phase (the number of milestones at or before it), so milestones stay after the
-//              events they followed and at or before the ones they preceded.
+//              events they followed and at or before the ones they preceded;
+//   sequence   every event stays before every event that came later in the original (the
+//              layers' events stay interleaved as they were), the lowest priority.
 // The scaler searches the scaled periods and starts for a schedule that keeps all five, in
 // that order of priority, nearest to the proportional one. When the shorter run has no room,
 // the schedule is still produced (never refused: a short exploratory run is legitimate) and
@@ -30,7 +32,7 @@ public struct ScalingRecord: Sendable, Equatable {
 }
 
 public enum ScheduleScaling {
-    public enum Property: String, CaseIterable, Sendable { case order, distinct, events, tail, milestones }
+    public enum Property: String, CaseIterable, Sendable { case order, distinct, events, tail, milestones, sequence }
 
     /// A property the scaled schedule lost, with what exactly differs.
     public struct Loss: Sendable, Equatable, CustomStringConvertible {
@@ -98,6 +100,20 @@ public enum ScheduleScaling {
                 out.append(Loss(property: .tail, detail: "\(ol[l].name): \(N - scaledLast) epochs after its last event, "
                                 + "\(need) needed (\(T - last) of \(T) in the original)"))
             }
+        }
+        // Grouped by original epoch, in order: each group's scaled events all before the next's.
+        var byOrig: [Int: (lo: Int, hi: Int)] = [:]
+        for (l, events) in se.enumerated() {
+            for (k, e) in events.enumerated() where k < oe[l].count {
+                let o = oe[l][k]
+                byOrig[o] = byOrig[o].map { (min($0.lo, e), max($0.hi, e)) } ?? (e, e)
+            }
+        }
+        let keys = byOrig.keys.sorted()
+        if let i = keys.indices.dropLast().first(where: { (byOrig[keys[$0]]?.hi ?? 0) >= (byOrig[keys[$0 + 1]]?.lo ?? 0) }) {
+            let a = keys[i], b = keys[i + 1]
+            out.append(Loss(property: .sequence, detail: "events at \(a) and \(b) in the original are no longer in that order "
+                            + "(the layers' events are not interleaved as in the original)"))
         }
         if !out.contains(where: { $0.property == .milestones }) {
             for l in ol.indices {

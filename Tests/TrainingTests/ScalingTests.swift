@@ -66,9 +66,18 @@ import Training
         return true
     }
 
+    /// Any two events in order in the original keep that order.
+    static func keepsSequence(_ o: RunSpec, _ s: RunSpec) -> Bool {
+        let a = o.pruning?.layers ?? [], b = s.pruning?.layers ?? []
+        var pairs: [(orig: Int, scaled: Int)] = []
+        for i in a.indices { for (x, y) in zip(events(a[i]), events(b[i])) { pairs.append((x, y)) } }
+        for p in pairs { for q in pairs where p.orig < q.orig && !(p.scaled < q.scaled) { return false } }
+        return true
+    }
+
     static let checks: [(String, (RunSpec, RunSpec) -> Bool)] = [
         ("order", keepsOrder), ("distinct", keepsDistinct), ("events", keepsEventCounts), ("tail", keepsTail),
-        ("milestones", keepsMilestones),
+        ("milestones", keepsMilestones), ("sequence", keepsSequence),
     ]
 
     @Test(arguments: [8, 16, 24, 40, 65, 100, 325])
