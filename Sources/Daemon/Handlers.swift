@@ -210,7 +210,7 @@ extension Daemon {
             // Nothing is created: the canonical spec and what the run would do.
             let preview: SchedulePreview
             do { preview = try SchedulePreview(spec: spec) } catch let err as SpecError { throw ProtocolError(.badSpec, err.description) }
-            return .ok(.object([("dry_run", .bool(true)), ("spec", json), ("schedule", preview.json)]))
+            return .ok(.object([("dry_run", .bool(true)), ("spec", json), ("schedule", preview.json), ("schedule_text", .string(preview.text()))]))
         }
         let source = JSON.object([("preset", e.preset.map { .string($0) } ?? .null),
                                   ("overrides", .object(e.overrides.map { ($0.path, $0.value) }))])
