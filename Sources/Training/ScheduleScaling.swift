@@ -201,7 +201,9 @@ public enum ScheduleScaling {
                 c.pruning = p
                 c.milestones = placeMilestones(spec, N, events: zip(plan.layers, p.layers).map { ($0.events, $1.events) })
                 let losses = lost(original: spec, scaled: c)
-                let key = Property.allCases.map { prop in losses.filter { $0.property == prop }.count }
+                // Lost event counts weigh by the events lost, not the layers losing some.
+                let eventsLost = zip(plan.layers, p.layers).reduce(0) { $0 + max(0, $1.0.events.count - $1.1.events.count) }
+                let key = Property.allCases.map { prop in prop == .events ? eventsLost : losses.filter { $0.property == prop }.count }
                 let cost = Double(abs(q - ideal)) + zip(plan.layers, p.layers).reduce(0.0) { $0 + abs(Double($1.1.start) - Double($1.0.start) * f) }
                 if let b = best, !(key.lexicographicallyPrecedes(b.key) || (key == b.key && cost < b.cost)) { continue }
                 best = (key, cost, c)
