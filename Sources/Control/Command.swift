@@ -53,6 +53,9 @@ public struct RunEdits: Equatable, Sendable {
     public var executor: Executor?
     /// sbatch options (`slurm.KEY=VALUE`); nil when none were given.
     public var slurm: SlurmOptions?
+    /// `submit dry_run=true`: validate and answer with the canonical spec and its schedule,
+    /// creating no run.
+    public var dryRun = false
     public init() {}
 
     public var isEmpty: Bool { self == RunEdits() }
@@ -151,7 +154,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .version: return "version"
         case .help: return "help [COMMAND]"
         case .status: return "status"
-        case .submit: return "submit [PRESET] [spec={JSON}] [PATH=VALUE...] [group=G] [tag=T[,T...]] [priority=N] [hold=true] [executor=local|slurm] [slurm.KEY=VALUE...]"
+        case .submit: return "submit [PRESET] [spec={JSON}] [PATH=VALUE...] [group=G] [tag=T[,T...]] [priority=N] [hold=true] [executor=local|slurm] [slurm.KEY=VALUE...] [dry_run=true]"
         case .list: return "list [state=S[,S...]] [group=G] [tag=T] [owner=UID|NAME]"
         case .show: return "show ID"
         case .pause: return "pause ID"
@@ -246,6 +249,10 @@ extension Request {
         case .submit:
             var edits = RunEdits()
             edits.preset = a.optionalPositional()
+            if let d = a.take("dry_run") {
+                guard d.value == "true" || d.value == "false" else { throw ProtocolError(.badArgument, "submit: dry_run must be true or false") }
+                edits.dryRun = d.value == "true"
+            }
             try a.readExecutor(into: &edits)
             try a.readEdits(into: &edits, allowSpec: true, allowHold: true)
             guard edits.preset != nil || edits.spec != nil else {
@@ -332,6 +339,7 @@ extension Request {
             if let h = e.hold { parts.append("hold=\(h)") }
             if let x = e.executor { parts.append("executor=" + x.rawValue) }
             if let o = e.slurm { parts += o.arguments }
+            if e.dryRun { parts.append("dry_run=true") }
         }
         switch self {
         case .ping, .version, .status, .unsubscribe, .quit: break
@@ -465,7 +473,7 @@ struct Arguments {
         var rest: [Token] = []
         for t in tokens {
             guard let key = t.key else { rest.append(t); continue }
-            if ["spec", "group", "tag", "priority", "hold", "checkpoint", "executor"].contains(key) || key.hasPrefix("slurm.") {
+            if ["spec", "group", "tag", "priority", "hold", "checkpoint", "executor", "dry_run"].contains(key) || key.hasPrefix("slurm.") {
                 throw ProtocolError(.badArgument, "\(verb.rawValue): \(key) given twice or not allowed here")
             }
             try checkOverridePath(key)

@@ -133,28 +133,7 @@ extension Daemon {
     /// Builds and validates the canonical spec JSON from a preset or inline spec plus overrides,
     /// with a dataset `peer` may use (PeerAccess).
     func buildSpec(base: JSON?, preset: String?, overrides: [Override], peer: Peer) throws -> (JSON, RunSpec) {
-        var json: JSON
-        var rest = overrides
-        if let preset {
-            guard let p = Presets.named(preset) else {
-                throw ProtocolError(.notFound, "no preset '\(preset.prefix(60))'; `pruned presets` lists them")
-            }
-            var s = p.spec
-            if let i = rest.firstIndex(where: { $0.path == "epochs" }) {
-                guard let n = rest[i].value.intValue, (1 ... 100_000).contains(n) else {
-                    throw ProtocolError(.badSpec, "run spec field 'epochs': must be an integer in 1…100000")
-                }
-                s = Presets.scale(s, toEpochs: n).0
-                rest.remove(at: i)
-            }
-            s.name = s.name.isEmpty ? preset : s.name
-            json = s.json
-        } else if let base {
-            json = base
-        } else {
-            throw ProtocolError(.badArgument, "name a preset or give spec={...}")
-        }
-        for o in rest { json = try Daemon.setPath(json, o.path.split(separator: ".").map(String.init), o.value, full: o.path) }
+        var json = try Daemon.composeSpec(base: base, preset: preset, overrides: overrides)
         // Relative dataset paths are the daemon's data root's.
         if let path = json["dataset"]?["path"]?.stringValue, !path.isEmpty, !path.hasPrefix("/") {
             json = try Daemon.setPath(json, ["dataset", "path"], .string(dataRoot + "/" + path), full: "dataset.path")
@@ -177,6 +156,35 @@ extension Daemon {
                                 + (spec.data.kind == .cifar10 ? " (download CIFAR-10's binary version there first)" : ""))
         }
         return (spec.json, spec)
+    }
+
+    /// The spec JSON a preset (its `epochs` override scales the schedule, keeping its shape:
+    /// ScheduleScaling.swift) or an inline spec makes with the overrides applied, before the
+    /// dataset path is resolved and the spec validated. `pruned schedule` builds its spec here too.
+    public static func composeSpec(base: JSON?, preset: String?, overrides: [Override]) throws -> JSON {
+        var json: JSON
+        var rest = overrides
+        if let preset {
+            guard let p = Presets.named(preset) else {
+                throw ProtocolError(.notFound, "no preset '\(preset.prefix(60))'; `pruned presets` lists them")
+            }
+            var s = p.spec
+            if let i = rest.firstIndex(where: { $0.path == "epochs" }) {
+                guard let n = rest[i].value.intValue, (1 ... 100_000).contains(n) else {
+                    throw ProtocolError(.badSpec, "run spec field 'epochs': must be an integer in 1…100000")
+                }
+                s = Presets.scale(s, toEpochs: n).0
+                rest.remove(at: i)
+            }
+            s.name = s.name.isEmpty ? preset : s.name
+            json = s.json
+        } else if let base {
+            json = base
+        } else {
+            throw ProtocolError(.badArgument, "name a preset or give spec={...}")
+        }
+        for o in rest { json = try Daemon.setPath(json, o.path.split(separator: ".").map(String.init), o.value, full: o.path) }
+        return json
     }
 
     /// Sets `value` at a dotted path, creating objects on the way; numeric segments index arrays.
@@ -208,6 +216,12 @@ extension Daemon {
     func submit(_ e: RunEdits, peer: Peer) throws -> Reply {
         if e.preset != nil && e.spec != nil { throw ProtocolError(.badArgument, "submit: give a preset or spec={...}, not both") }
         let (json, spec) = try buildSpec(base: e.spec, preset: e.preset, overrides: e.overrides, peer: peer)
+        if e.dryRun {
+            // Nothing is created: the canonical spec and what the run would do.
+            let preview: SchedulePreview
+            do { preview = try SchedulePreview(spec: spec) } catch let err as SpecError { throw ProtocolError(.badSpec, err.description) }
+            return .ok(.object([("dry_run", .bool(true)), ("spec", json), ("schedule", preview.json), ("schedule_text", .string(preview.text()))]))
+        }
         let source = JSON.object([("preset", e.preset.map { .string($0) } ?? .null),
                                   ("overrides", .object(e.overrides.map { ($0.path, $0.value) }))])
         return try create(json: json, spec: spec, source: source, edits: try resolveExecutor(e, peer: peer), peer: peer, forkOf: nil)

@@ -84,6 +84,12 @@ public enum PruneSchedule {
         Int((Double(k) + Double((units - k) * (n - i)) / Double(n)).rounded(.up))
     }
 
+    /// Units to prune at the i-th (1-based) of n events of a layer of `units` with `already`
+    /// pruned (≤ 0: none at this event). Pruner.prune and the schedule preview both use it.
+    public static func toPrune(event i: Int, of n: Int, units: Int, fraction: Double, already: Int) -> Int {
+        units - kept(event: i, of: n, units: units, finalKept: finalKept(units: units, fraction: fraction)) - already
+    }
+
     /// The number pruned at each event, given no other pruning.
     public static func amounts(units: Int, fraction: Double, events n: Int) -> [Int] {
         let k = finalKept(units: units, fraction: fraction)
@@ -344,10 +350,8 @@ public final class Pruner {
             any = true
             eventsDone[l] = idx + 1
             let n = events.count, units = kept[l].count
-            let finalKept = PruneSchedule.finalKept(units: units, fraction: plans[l].fraction)
-            let keepNow = PruneSchedule.kept(event: idx + 1, of: n, units: units, finalKept: finalKept)
             let already = kept[l].filter { !$0 }.count
-            let k = units - keepNow - already
+            let k = PruneSchedule.toPrune(event: idx + 1, of: n, units: units, fraction: plans[l].fraction, already: already)
             guard k > 0 else { continue }
             let candidates = (0 ..< units).filter { kept[l][$0] }
             let all = scores(l)

@@ -34,7 +34,9 @@ public enum Figures {
             guard !epochs.isEmpty else { continue }
             let ests = epochs.map { Statistics.estimate(byEpoch[$0]!, resamples: resamples, seed: seed) }
             series.append(Series(label: c.label, colour: SVG.colour(i), runs: c.runs.count, epochs: epochs,
-                                 mean: ests.map(\.mean), ci: ests.map { $0.ci! }))
+                                 mean: ests.map(\.mean),
+                                 // One run at an epoch: no CI (n too small), a band of zero width.
+                                 ci: ests.map { $0.ci ?? Interval(lower: $0.mean, upper: $0.mean) }))
         }
         let xs = series.flatMap { $0.epochs.map(Double.init) }
         let ys = series.flatMap { $0.ci.flatMap { [$0.lower, $0.upper] } + $0.mean }
@@ -194,8 +196,8 @@ public enum Figures {
         guard let xr = SVG.range(xs), let yr = SVG.range(yAll) else { return SVG.noData(title: title) }
         let panel = Panel(left: 80, top: 70, width: 620, height: 380, x: xr, y: yr)
         var body = panel.axes(xLabel: "mean stability (%)", yLabel: "best test accuracy (%)")
-        let r = Statistics.pearson(xs, ys), tau = Statistics.kendallTauB(xs, ys)
-        func show(_ d: Double?) -> String { d.map { String(format: "%.3f", $0) } ?? "n/a" }
+        let (r, tau, reason) = Statistics.correlation(xs, ys)
+        func show(_ d: Double?) -> String { d.map { String(format: "%.3f", $0) } ?? (reason == nil ? "n/a" : Statistics.tooSmall) }
         body.append("<text class=\"statistics\" data-n=\"\(points.count)\" data-pearson=\"\(SVG.value(r))\" data-kendall=\"\(SVG.value(tau))\" "
             + "x=\"\(SVG.px(panel.left + panel.width / 2))\" y=\"50\" text-anchor=\"middle\">"
             + SVG.escape("n = \(points.count), Pearson r = \(show(r)), Kendall τ-b = \(show(tau))") + "</text>")

@@ -37,6 +37,8 @@ public struct CorrelationReport: Sendable {
     public var n: Int
     public var pearson: Double?
     public var kendallTauB: Double?
+    /// Why both are nil when they are ("n too small: …", Statistics.correlation).
+    public var reason: String? = nil
 }
 
 public struct Report: Sendable {
@@ -73,8 +75,8 @@ public struct Report: Sendable {
                 return (a, b)
             }
             let xs = pairs.map(\.0), ys = pairs.map(\.1)
-            return CorrelationReport(x: xName, y: yName, n: pairs.count, pearson: Statistics.pearson(xs, ys),
-                                     kendallTauB: Statistics.kendallTauB(xs, ys))
+            let c = Statistics.correlation(xs, ys)
+            return CorrelationReport(x: xName, y: yName, n: pairs.count, pearson: c.pearson, kendallTauB: c.kendallTauB, reason: c.reason)
         }
         correlations = [
             correlate("mean_stability", \.meanStability, "best_test_acc", \.bestTestAccuracy),
@@ -84,24 +86,26 @@ public struct Report: Sendable {
 
     // MARK: renderings
 
-    /// Aligned text: one line per configuration ("mean [CI low, CI high]", 2 decimals; "–" when
-    /// there is no value), then the correlations.
+    /// Aligned text: one line per configuration ("mean [CI low, CI high] n=N", 2 decimals; "–"
+    /// when there is no value, "[n too small]" for a single value), then the correlations with
+    /// their n ("n too small" below 3 distinct points).
     public func table() -> String {
         func num(_ d: Double?, _ digits: Int = 2) -> String {
             guard let d, d.isFinite else { return "–" }
             return String(format: "%.\(digits)f", d)
         }
         func withCI(_ e: Estimate) -> String {
-            guard e.n > 0 else { return "–" }
-            guard let ci = e.ci else { return num(e.mean) }
-            return "\(num(e.mean)) [\(num(ci.lower)), \(num(ci.upper))]"
+            guard e.n > 0 else { return "– n=0" }
+            guard let ci = e.ci else { return "\(num(e.mean)) [\(Statistics.tooSmall)] n=\(e.n)" }
+            return "\(num(e.mean)) [\(num(ci.lower)), \(num(ci.upper))] n=\(e.n)"
         }
         let header = ["configuration", "runs", "finished", "failed", "best test acc % [95% CI]", "mean stability % [95% CI]",
                       "mean instability %", "gen. gap pts [95% CI]", "rate %/event"]
         var rows = [header]
         for c in configurations {
             rows.append([c.label, "\(c.runs)", "\(c.finished)", "\(c.failed)", withCI(c.bestTestAccuracy), withCI(c.stability),
-                         c.instability.n > 0 ? num(c.instability.mean) : "–", withCI(c.generalizationGap), num(c.iterativeRate)])
+                         c.instability.n > 0 ? "\(num(c.instability.mean)) n=\(c.instability.n)" : "– n=0", withCI(c.generalizationGap),
+                         num(c.iterativeRate)])
         }
         var widths = header.map { _ in 0 }
         for r in rows { for (i, cell) in r.enumerated() { widths[i] = max(widths[i], cell.count) } }
@@ -121,9 +125,14 @@ public struct Report: Sendable {
             lines.append("excluded: \(failed) failed run\(failed == 1 ? "" : "s") (\(ids.joined(separator: ", "))); "
                          + "they count in no statistic.")
         }
-        lines.append("95% CIs: percentile bootstrap of the mean over runs, \(resamples) resamples, seed \(seed).")
+        lines.append("95% CIs: percentile bootstrap of the mean over runs, \(resamples) resamples, seed \(seed); "
+                     + "none below \(Statistics.minimumForCI) runs, no correlation below \(Statistics.minimumForCorrelation) distinct points.")
         for c in correlations {
-            lines.append("\(c.x) vs \(c.y): n=\(c.n)  Pearson r=\(num(c.pearson, 4))  Kendall tau-b=\(num(c.kendallTauB, 4))")
+            if let reason = c.reason {
+                lines.append("\(c.x) vs \(c.y): n=\(c.n)  Pearson r and Kendall tau-b: \(reason)")
+            } else {
+                lines.append("\(c.x) vs \(c.y): n=\(c.n)  Pearson r=\(num(c.pearson, 4))  Kendall tau-b=\(num(c.kendallTauB, 4))")
+            }
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -135,12 +144,14 @@ public struct Report: Sendable {
         "mean_instability", "mean_instability_ci_low", "mean_instability_ci_high",
         "generalization_gap_mean", "generalization_gap_ci_low", "generalization_gap_ci_high",
         "iterative_rate_percent", "failed",
+        "best_test_acc_n", "mean_stability_n", "mean_instability_n", "generalization_gap_n", "ci_note",
     ]
 
     /// CSV (RFC 4180 quoting, "\n" line ends): the header `csvHeader`, then one row per
     /// configuration; numbers in shortest round-trip form, empty when absent; "failed" (last, so
-    /// the earlier columns keep their places) counts the failed runs excluded. The correlations
-    /// are in table() and json().
+    /// the earlier columns keep their places) counts the failed runs excluded; after it the n of
+    /// each figure and "ci_note": "n too small" when a figure has a value but no CI (one run).
+    /// The correlations are in table() and json().
     public func csv() -> String {
         func field(_ s: String) -> String {
             s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
@@ -152,20 +163,25 @@ public struct Report: Sendable {
         for c in configurations {
             let cells = [field(c.label), "\(c.runs)", "\(c.finished)"] + est(c.bestTestAccuracy) + est(c.stability)
                 + est(c.instability) + est(c.generalizationGap) + [num(c.iterativeRate), "\(c.failed)"]
+                + [c.bestTestAccuracy, c.stability, c.instability, c.generalizationGap].map { "\($0.n)" }
+                + [[c.bestTestAccuracy, c.stability, c.instability, c.generalizationGap].contains { $0.n > 0 && $0.ci == nil }
+                    ? Statistics.tooSmall : ""]
             lines.append(cells.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
     }
 
     /// The report as JSON: bootstrap settings, configurations (label, stripped spec, run ids,
-    /// counts, failed runs excluded with their ids, each metric as {n, mean, sd, ci: [low, high]},
-    /// iterative_rate_percent), correlations ({x, y, n, pearson_r, kendall_tau_b}) and the number
-    /// of failed runs excluded in all. Missing values are null.
+    /// counts, failed runs excluded with their ids, each metric as {n, mean, sd, ci: [low, high],
+    /// ci_note}, iterative_rate_percent), correlations ({x, y, n, pearson_r, kendall_tau_b,
+    /// reason}) and the number of failed runs excluded in all. Missing values are null; ci_note
+    /// and reason say "n too small…" where the n rules withhold a CI or a correlation.
     public func json() -> JSON {
         func num(_ d: Double?) -> JSON { d.map { $0.isFinite ? .number($0) : .null } ?? .null }
         func est(_ e: Estimate) -> JSON {
             .object([("n", .number(Double(e.n))), ("mean", num(e.n > 0 ? e.mean : nil)), ("sd", num(e.sd)),
-                     ("ci", e.ci.map { .array([num($0.lower), num($0.upper)]) } ?? .null)])
+                     ("ci", e.ci.map { .array([num($0.lower), num($0.upper)]) } ?? .null),
+                     ("ci_note", e.n > 0 && e.ci == nil ? .string(Statistics.tooSmall) : .null)])
         }
         return .object([
             ("bootstrap", .object([("resamples", .number(Double(resamples))), ("seed", .number(Double(seed))),
@@ -180,7 +196,8 @@ public struct Report: Sendable {
             })),
             ("correlations", .array(correlations.map { c in
                 .object([("x", .string(c.x)), ("y", .string(c.y)), ("n", .number(Double(c.n))),
-                         ("pearson_r", num(c.pearson)), ("kendall_tau_b", num(c.kendallTauB))])
+                         ("pearson_r", num(c.pearson)), ("kendall_tau_b", num(c.kendallTauB)),
+                         ("reason", c.reason.map { .string($0) } ?? .null)])
             })),
             ("failed_runs", .number(Double(failed))),
         ])

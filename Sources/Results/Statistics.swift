@@ -106,11 +106,36 @@ public enum Statistics {
         return Interval(lower: percentile(means, tail), upper: percentile(means, 100 - tail))
     }
 
-    /// Mean, SD and bootstrap CI of the finite values.
+    /// The fewest values a CI is given for, and the fewest distinct (x, y) points a correlation
+    /// is reported for: a bootstrap of one value is a zero-width interval, and any two distinct
+    /// points correlate perfectly (issue 13).
+    public static let minimumForCI = 2
+    public static let minimumForCorrelation = 3
+    /// What the report says instead of a CI or correlation below those minimums.
+    public static let tooSmall = "n too small"
+
+    /// Mean, SD and bootstrap CI of the finite values; no CI below `minimumForCI` values.
     public static func estimate(_ values: [Double], resamples: Int = defaultResamples, seed: UInt64 = 0) -> Estimate {
         let v = values.filter(\.isFinite)
         return Estimate(n: v.count, mean: mean(v), sd: standardDeviation(v),
-                        ci: bootstrapCI(v, resamples: resamples, seed: seed))
+                        ci: v.count >= minimumForCI ? bootstrapCI(v, resamples: resamples, seed: seed) : nil)
+    }
+
+    /// The number of distinct (x, y) pairs.
+    public static func distinctPoints(_ x: [Double], _ y: [Double]) -> Int {
+        var seen: [[Double]] = []
+        for (a, b) in zip(x, y) where !seen.contains([a, b]) { seen.append([a, b]) }
+        return seen.count
+    }
+
+    /// Pearson r and Kendall τ-b, or nil for both with the reason when there are fewer than
+    /// `minimumForCorrelation` distinct points.
+    public static func correlation(_ x: [Double], _ y: [Double]) -> (pearson: Double?, kendallTauB: Double?, reason: String?) {
+        let d = distinctPoints(x, y)
+        guard d >= minimumForCorrelation else {
+            return (nil, nil, "\(tooSmall): \(d) distinct point\(d == 1 ? "" : "s"), a correlation needs \(minimumForCorrelation)")
+        }
+        return (pearson(x, y), kendallTauB(x, y), nil)
     }
 
     /// Pearson's product-moment correlation; nil when the lengths differ, n < 2, any value is not

@@ -1,7 +1,6 @@
 // Every configuration of the paper's experiment matrix (spec §1) by name, plus the poster's
-// Conv4 conditions, and the scaling of a preset to fewer epochs that keeps the schedule's
-// shape: starts, ends, periods and LR milestones scaled by one factor, the number of pruning
-// events preserved wherever the shorter run leaves room for it.
+// Conv4 conditions, and the scaling of a preset to another epoch count that keeps the
+// schedule's shape (ScheduleScaling.swift).
 import Engine
 import Foundation
 
@@ -172,43 +171,13 @@ public enum Presets {
 
     public static func named(_ name: String) -> Preset? { all.first { $0.name == name } }
 
-    /// The preset scaled to `epochs` (see the file comment). Returns the spec and notes on any
-    /// place where the shape could not be kept exactly.
+    /// The preset scaled to `epochs`, keeping its schedule's shape (ScheduleScaling.swift).
+    /// Returns the spec, carrying a ScalingRecord with the notes, and a note per property of
+    /// the shape it could not keep (empty when kept). The original epoch count is the identity.
     public static func scale(_ spec: RunSpec, toEpochs epochs: Int) -> (RunSpec, [String]) {
-        var s = spec
-        var notes: [String] = []
-        guard epochs != spec.epochs, epochs >= 1, spec.epochs >= 1 else { return (s, notes) }
-        let f = Double(epochs) / Double(spec.epochs)
-        // Capped at `epochs` before the conversion (every scaled value is clamped below it
-        // anyway): a spec's values may be far larger than a preset's without trapping here.
-        func sc(_ e: Int) -> Int { Int(min((Double(e) * f).rounded(), Double(epochs))) }
-        s.epochs = epochs
-        var milestones: [Int] = []
-        for m in spec.milestones.map({ max(1, sc($0)) }) where m < epochs && !milestones.contains(m) { milestones.append(m) }
-        s.milestones = milestones
-        if var plan = spec.pruning {
-            plan.layers = plan.layers.map { l in
-                let n = l.events.count
-                let start = min(sc(l.start), epochs - 1)
-                var end = max(start, min(sc(l.end), epochs - 1))
-                var period = max(1, sc(l.period))
-                func count(_ p: Int) -> Int { end < start ? 0 : (end - start) / p + 1 }
-                if count(period) != n {
-                    // Keep the scaled period and move the end onto the n-th event; if the run is
-                    // too short for that, shrink the period (down to 1) to fit.
-                    var p = period
-                    if start + (n - 1) * p > epochs - 1 { p = max(1, (epochs - 1 - start) / max(n - 1, 1)) }
-                    period = p
-                    end = max(start, min(epochs - 1, start + (n - 1) * p))
-                }
-                let got = count(period)
-                if got != n {
-                    notes.append("\(l.name): \(got) pruning events instead of \(n) (epochs \(start)→\(end) leave no room)")
-                }
-                return LayerPlan(name: l.name, fraction: l.fraction, start: start, end: end, period: period)
-            }
-            s.pruning = plan
-        }
+        guard epochs != spec.epochs, epochs >= 1, spec.epochs >= 1 else { return (spec, []) }
+        var (s, notes) = ScheduleScaling.scale(spec, toEpochs: epochs)
+        s.scaling = ScalingRecord(fromEpochs: spec.scaling?.fromEpochs ?? spec.epochs, notes: notes)
         return (s, notes)
     }
 }

@@ -277,6 +277,10 @@ public enum ForegroundRun {
             log("\(spec.architecture.rawValue) (width \(JSON.format(spec.width)), \(trainer.network.parameterCount) parameters), "
                 + "\(data.train.count) train / \(data.test.count) test images, \(spec.epochs) epochs, batch \(spec.batchSize), "
                 + "seed \(spec.seed), \(threads) thread\(threads == 1 ? "" : "s")")
+            if let sc = spec.scaling {
+                log("schedule scaled from \(sc.fromEpochs) to \(spec.epochs) epochs"
+                    + (sc.notes.isEmpty ? ", shape kept" : "; note: " + sc.notes.joined(separator: "; ")))
+            }
         }
         options.onStart?(trainer, resumedFrom)
         let start = Trainer.monotonicSeconds()

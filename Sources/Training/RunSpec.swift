@@ -88,6 +88,9 @@ public struct RunSpec: Sendable, Equatable {
     public var pruning: PruningPlan?
     /// Checkpoint cadence and retention (nil: the defaults, a checkpoint at each epoch end).
     public var checkpoint: CheckpointSpec?
+    /// Set when the schedule was scaled from a preset's epoch count (ScheduleScaling.swift):
+    /// the original count and a note per property of the shape the scaling lost.
+    public var scaling: ScalingRecord?
 
     public init(architecture: Architecture, data: DataSpec, epochs: Int, seed: UInt64 = 0) {
         self.architecture = architecture
@@ -168,6 +171,21 @@ public struct RunSpec: Sendable, Equatable {
             cs.level = try c.int("level", default: 1, { $0 >= -7 && $0 <= 19 }, "a zstd level in -7…19")
             try c.finish()
             checkpoint = cs
+        }
+        if let sc = try r.object("scaling") {
+            let from = try sc.int("from_epochs", { $0 >= 1 && $0 <= RunSpec.maxEpochs }, "in 1…\(RunSpec.maxEpochs)")
+            var notes: [String] = []
+            switch sc.raw("notes") {
+            case nil: break
+            case .array(let items)?:
+                for item in items.prefix(1000) {
+                    guard let t = item.stringValue else { throw SpecError(field: sc.field("notes"), message: "must be an array of strings") }
+                    notes.append(t)
+                }
+            default: throw SpecError(field: sc.field("notes"), message: "must be an array of strings")
+            }
+            try sc.finish()
+            scaling = ScalingRecord(fromEpochs: from, notes: notes)
         }
         try r.finish()
     }
@@ -276,7 +294,9 @@ public struct RunSpec: Sendable, Equatable {
             ("epochs", .number(Double(epochs))), ("lr_milestones", .array(milestones.map { .number(Double($0)) })),
             ("lr_gamma", .number(gamma)), ("batch_size", .number(Double(batchSize))),
             ("test_batch_size", .number(Double(testBatchSize))), ("seed", .number(Double(seed))),
-        ] + pruningJSON + (checkpoint.map { [("checkpoint", $0.json)] } ?? []))
+        ] + pruningJSON + (checkpoint.map { [("checkpoint", $0.json)] } ?? [])
+          + (scaling.map { [("scaling", .object([("from_epochs", .number(Double($0.fromEpochs))),
+                                                 ("notes", .array($0.notes.map { .string($0) }))]))] } ?? []))
     }
 
     private var pruningJSON: [(String, JSON)] {

@@ -118,6 +118,16 @@ func submitAll(_ g: Global, _ all: [RunEdits]) throws {
     for e in all {
         do {
             let j = try c.call(.submit(e))
+            if e.dryRun {
+                // Nothing was queued: the daemon's canonical spec and the schedule it implies.
+                if g.json { print(j.rendered) } else {
+                    let spec = j["spec"]
+                    print("would queue \(spec?["name"]?.stringValue ?? "") (seed \(spec?["seed"]?.intValue ?? 0), \(spec?["model"]?.stringValue ?? ""), "
+                          + "\(spec?["epochs"]?.intValue ?? 0) epochs); nothing submitted")
+                    print(j["schedule_text"]?.stringValue ?? "", terminator: "")
+                }
+                continue
+            }
             let id = j["id"]?.stringValue ?? "?"
             ids.append(id)
             if g.json { print(j.rendered) } else { print(id) }
@@ -134,10 +144,13 @@ struct Submit: ParsableCommand {
         discussion: "Example: prunectl submit F2_VGG_4 --seeds 1..10 --group vgg-L13 --set dataset.path=/data/cifar-10-batches-bin")
     @OptionGroup var g: Global
     @OptionGroup var s: SpecOptions
+    @Flag(name: .long, help: "Validate and show each run's canonical spec and schedule (per epoch LR, units pruned and left) without queuing it.")
+    var dryRun = false
 
     func run() throws {
         try guarded {
-            let base = try s.baseEdits()
+            var base = try s.baseEdits()
+            base.dryRun = dryRun
             var all: [RunEdits] = []
             if let seeds = try s.seedList() {
                 for seed in seeds {

@@ -18,8 +18,8 @@ struct Pruned: ParsableCommand {
         commandName: "pruned",
         abstract: "Train and prune CNNs for generalization-stability experiments.",
         version: "0.1.0",
-        subcommands: [DaemonCommand.self, DaemonBench.self, Run.self, Bench.self, PresetsCommand.self, Layers.self, Ckpt.self,
-                      SlurmScript.self, ReportCommand.self])
+        subcommands: [DaemonCommand.self, DaemonBench.self, Run.self, Bench.self, PresetsCommand.self, ScheduleCommand.self, Layers.self,
+                      Ckpt.self, SlurmScript.self, ReportCommand.self])
 }
 
 struct DaemonCommand: ParsableCommand {
@@ -325,6 +325,65 @@ struct PresetsCommand: ParsableCommand {
         if list.isEmpty { printErr("pruned: no preset \(name ?? "")"); throw ExitCode(2) }
         for p in list {
             if json { print(p.spec.json.rendered) } else { print(p.name.padding(toLength: 11, withPad: " ", startingAt: 0) + p.summary) }
+        }
+    }
+}
+
+struct ScheduleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schedule",
+        abstract: "Print what a run will do before it runs: per epoch the LR and each layer's units pruned and left, then totals.",
+        discussion: """
+        The spec is built as the daemon builds a submitted one (a preset's epochs=N scales its schedule keeping its shape, \
+        and any note on what the scaling could not keep is printed); the amounts come from the trainer's pruning code. \
+        Epochs are 0-based, as the spec's start/end. The dataset is not read.
+        """)
+
+    @Argument(help: "A preset name (see `pruned presets`).") var preset: String?
+    @Option(name: .long, help: "Path of a JSON run spec instead of a preset.") var spec: String?
+    @Option(name: .long, help: "Number of epochs (a preset's schedule is scaled, keeping its shape).") var epochs: Int?
+    @Option(name: [.customShort("s"), .long], help: "Spec override PATH=VALUE (repeatable), as for submit.") var set: [String] = []
+    @Flag(name: .long, help: "Print JSON: the canonical spec and the schedule.") var json = false
+
+    func validate() throws {
+        if (preset == nil) == (spec == nil) { throw ValidationError("name a preset or give --spec FILE (not both)") }
+        if let epochs, !(1 ... 100_000).contains(epochs) { throw ValidationError("--epochs must be in 1…100000") }
+    }
+
+    func run() throws {
+        var overrides: [Override] = []
+        for item in set {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else { throw ValidationError("--set '\(item)' is not PATH=VALUE") }
+            let token = Token(key: String(item[..<eq]), value: String(item[item.index(after: eq)...]))
+            do { overrides.append(Override(String(item[..<eq]), try token.jsonValue())) } catch let e as ProtocolError { throw ValidationError(e.message) }
+        }
+        if let epochs { overrides.removeAll { $0.path == "epochs" }; overrides.append(Override("epochs", .number(Double(epochs)))) }
+        do {
+            var base: JSON?
+            if let spec {
+                guard let text = try? String(contentsOfFile: spec, encoding: .utf8) else {
+                    printErr("pruned: cannot read the spec file \(spec)")
+                    throw ExitCode(2)
+                }
+                do { base = try JSON.parse(text) } catch let e as JSONParseError { throw SpecError(field: "", message: e.description) }
+            }
+            let composed = try Daemon.composeSpec(base: base, preset: preset, overrides: overrides)
+            let s = try RunSpec(json: composed)
+            try s.validateAgainstModel(classes: s.data.kind.classes, memoryLimit: nil)
+            let preview = try SchedulePreview(spec: s)
+            if json {
+                print(JSON.object([("spec", s.json), ("schedule", preview.json)]).rendered)
+            } else {
+                print("\(preset ?? spec ?? ""): \(s.architecture.rawValue), \(s.epochs) epochs, "
+                      + (s.pruning.map { "\($0.target.rawValue) \($0.score.rawValue) \($0.granularity.rawValue) pruning" } ?? "no pruning"))
+                print(preview.text(), terminator: "")
+            }
+        } catch let e as ProtocolError {
+            printErr("pruned: \(e.message)")
+            throw ExitCode(2)
+        } catch let e as SpecError {
+            printErr("pruned: \(preset ?? spec ?? ""): \(e)")
+            throw ExitCode(2)
         }
     }
 }

@@ -56,8 +56,10 @@ import Training
         #expect(notes.isEmpty, "\(notes)")
         #expect(s.epochs == 65 && s.milestones == [30, 60])
         let layers = try #require(s.pruning?.layers)
-        #expect(layers.map(\.start) == [1, 1, 1, 1])
-        #expect(layers.map(\.period) == [8, 8, 8, 8])
+        // Staggered like the authors' 3, 4, 5, 6 (these were all 1 before issue 13); period 7
+        // rather than 8 so that conv8's seventh event leaves it a proportional recovery tail.
+        #expect(layers.map(\.start) == [1, 2, 3, 4])
+        #expect(layers.map(\.period) == [7, 7, 7, 7])
         // Event counts preserved: 4, 4, 4, 7.
         #expect(layers.map { $0.events.count } == [4, 4, 4, 7])
         #expect(layers.allSatisfy { $0.end < 65 })
