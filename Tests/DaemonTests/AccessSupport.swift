@@ -138,3 +138,24 @@ final class ConnectionHolder {
         if process.isRunning { process.terminate() }
     }
 }
+
+/// Connects to `socket` as uid 65534 (setpriv, no supplementary groups), reads HELLO, sends
+/// `line` and returns the reply line; HELLO must name uid 65534.
+func requestAsNobody(_ socket: String, _ line: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+    let script = """
+    import socket, sys
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(sys.argv[1])
+    f = s.makefile("rb")
+    print(f.readline().decode().strip())
+    s.sendall(sys.argv[2].encode() + b"\\n")
+    print(f.readline().decode().strip(), flush=True)
+    """
+    let r = try runTool(try #require(setprivTool), ["--reuid=65534", "--regid=65534", "--clear-groups", try #require(systemPython),
+                                                    "-c", script, socket, line])
+    let lines = r.out.split(separator: "\n").map(String.init)
+    #expect(lines.count == 2 && lines.first?.contains("\"uid\":65534") == true, "\(r.out) \(r.err)", sourceLocation: sourceLocation)
+    return lines.last ?? ""
+}
+

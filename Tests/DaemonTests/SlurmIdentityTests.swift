@@ -8,25 +8,6 @@ import Testing
 
 @Suite(.serialized)
 struct SlurmIdentityTests {
-    /// Sends `line` as uid 65534 (setpriv, no supplementary groups) and returns the reply line.
-    private func sendAsNobody(_ socket: String, _ line: String) throws -> String {
-        let script = """
-        import socket, sys
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(20)
-        s.connect(sys.argv[1])
-        f = s.makefile("rb")
-        print(f.readline().decode().strip())
-        s.sendall(sys.argv[2].encode() + b"\\n")
-        print(f.readline().decode().strip(), flush=True)
-        """
-        let r = try runTool(try #require(setprivTool), ["--reuid=65534", "--regid=65534", "--clear-groups", try #require(systemPython),
-                                                        "-c", script, socket, line])
-        let lines = r.out.split(separator: "\n").map(String.init)
-        #expect(lines.count == 2 && lines.first?.contains("\"uid\":65534") == true, "\(r.out) \(r.err)")
-        return lines.last ?? ""
-    }
-
     private let refusal = "ERR PERMISSION_DENIED the daemon submits Slurm jobs as its own user (\(ControlServer.userName(getuid()))); "
         + "run a user-mode daemon (`pruned daemon` as yourself on the login node) to submit Slurm runs as nobody"
 
@@ -36,11 +17,11 @@ struct SlurmIdentityTests {
         defer { d.stop(); try? FileManager.default.removeItem(atPath: d.dir) }
         #expect(chmod(d.socketPath, 0o666) == 0)
         let spec = "submit spec=" + tinySpec(epochs: 1) + " hold=true"
-        #expect(try sendAsNobody(d.socketPath, spec + " executor=slurm") == refusal)
-        #expect(try sendAsNobody(d.socketPath, spec + " slurm.partition=main") == refusal)
+        #expect(try requestAsNobody(d.socketPath, spec + " executor=slurm") == refusal)
+        #expect(try requestAsNobody(d.socketPath, spec + " slurm.partition=main") == refusal)
         #expect(try d.client().ok("list")["count"]?.intValue == 0, "a refused submission recorded a run")
         // The same peer may still run locally.
-        let local = try sendAsNobody(d.socketPath, spec + " executor=local")
+        let local = try requestAsNobody(d.socketPath, spec + " executor=local")
         #expect(local.hasPrefix("OK ") && local.contains("\"state\":\"held\""), "\(local)")
         #expect(try d.client().ok("show r-0001")["executor"] == nil, "a local run has no executor field")
     }
@@ -50,7 +31,7 @@ struct SlurmIdentityTests {
         let d = try TestDaemon { $0.executor = .slurm }
         defer { d.stop(); try? FileManager.default.removeItem(atPath: d.dir) }
         #expect(chmod(d.socketPath, 0o666) == 0)
-        #expect(try sendAsNobody(d.socketPath, "submit spec=" + tinySpec(epochs: 1) + " hold=true") == refusal)
+        #expect(try requestAsNobody(d.socketPath, "submit spec=" + tinySpec(epochs: 1) + " hold=true") == refusal)
         #expect(try d.client().ok("list")["count"]?.intValue == 0)
     }
 }
