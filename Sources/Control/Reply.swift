@@ -96,6 +96,8 @@ public enum Reply: Equatable, Sendable {
 public enum ProtocolInfo {
     /// Bumped only for incompatible changes; fields are only ever added within a version.
     public static let version = 1
+    /// The version of pruned itself (daemon, `pruned`, `prunectl`): the one place it is written.
+    public static let softwareVersion = "0.1.0"
     public static let defaultMaxLineBytes = 65_536
     /// Tags of one run (`tag=` in one `submit`, `set` or `fork`).
     public static let maxTags = 64

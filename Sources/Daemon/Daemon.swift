@@ -40,7 +40,7 @@ public struct DaemonConfiguration: Sendable {
     public var stallLimit: Double = 1800
     /// Relative dataset paths in specs resolve against this directory (default: the state dir).
     public var dataRoot: String?
-    public var version = "0.1.0"
+    public var version = ProtocolInfo.softwareVersion
     /// Where runs execute unless a submission says otherwise, and the default Slurm options.
     public var executor: Executor = .local
     public var slurmDefaults = SlurmOptions()

@@ -18,7 +18,7 @@ struct Prunectl: ParsableCommand {
         Exit status: 0 success; 1 the daemon answered with an error (its code is printed); 4 the daemon could not \
         be reached; 64 bad usage. `wait` has its own codes (see prunectl wait --help).
         """,
-        version: "0.1.0",
+        version: ProtocolInfo.softwareVersion,
         subcommands: [Submit.self, Sweep.self, List.self, Status.self, Show.self, Pause.self, Resume.self, Cancel.self,
                       Hold.self, Release.self, Priority.self, SetCommand.self, Fork.self, CheckpointCommand.self, Metrics.self,
                       Logs.self, Watch.self, Wait.self, Report.self, Drain.self, Ping.self, Version.self, Raw.self])

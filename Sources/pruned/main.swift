@@ -17,7 +17,7 @@ struct Pruned: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pruned",
         abstract: "Train and prune CNNs for generalization-stability experiments.",
-        version: "0.1.0",
+        version: ProtocolInfo.softwareVersion,
         subcommands: [DaemonCommand.self, DaemonBench.self, Run.self, Bench.self, PresetsCommand.self, ScheduleCommand.self, Layers.self,
                       Ckpt.self, SlurmScript.self, ReportCommand.self])
 }
