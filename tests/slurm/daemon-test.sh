@@ -7,6 +7,7 @@
 #   - a task requeued with `scontrol requeue J_i` resumes and completes, restart count >= 1 in show;
 #   - the daemon is killed with kill -9 while the array runs, restarted, re-attaches, and the runs
 #     complete;
+#   - a task reaching its time limit (--time 1) resumes until done, bit-identical;
 #   - pause/resume/cancel through prunectl; `prunectl watch` shows epoch progress;
 #   - hold/release of a task pending in Slurm (node drained) are scontrol hold/release; priority
 #     of it is refused with the documented message;
@@ -20,7 +21,7 @@
 #     fails with sbatch's message.
 # Needs SLURM_CONF of a running cluster, python3, /usr/share/datasets/fashion-mnist.
 # Usage: tests/slurm/daemon-test.sh [--bin DIR] [--keep] [--only SECTION,...]
-#   SECTIONs: sweep, control, hold, lost, unreachable, preempt, failures (default: all).
+#   SECTIONs: sweep, control, hold, lost, unreachable, preempt, timelimit, failures (default: all).
 # Prints "slurm-daemon: N passed, M failed".
 set -uo pipefail
 export LC_ALL=C.UTF-8
@@ -276,6 +277,17 @@ wait_state 240 completed "$pre" || fail "preempt: the run completes" "$(field "$
 restarts=$(field "$pre" slurm.restarts)
 ok "preempt: restart count >= 1 in show" "restarts=$restarts" test "${restarts:-0}" -ge 1
 ok "preempt: metrics and final weights bit-identical to a local run" "see above" same_as_local "$pre"
+fi
+
+# ---- 6b. a task reaching its time limit (--time 1, USR1 30 s before it): it checkpoints,
+# requeues itself and resumes until the run is done, bit-identical -------------------------------
+if want timelimit; then
+tl=$("$PRUNECTL" submit F2_VGG_4 --slurm --time 1 --set epochs=8 --set dataset.train_limit=8192 "${common[@]}")
+wait_state 60 running "$tl" || fail "time limit: the run runs" "$(show "$tl")"
+wait_state 480 completed "$tl" || fail "time limit: the run completes" "$(field "$tl" state) $(field "$tl" reason)"
+restarts=$(field "$tl" slurm.restarts)
+ok "time limit: restart count >= 1 in show" "restarts=$restarts" test "${restarts:-0}" -ge 1
+ok "time limit: metrics and final weights bit-identical to a local run" "see above" same_as_local "$tl"
 fi
 
 # ---- 7. failures ------------------------------------------------------------------------------
