@@ -34,8 +34,8 @@ sock=$sockdir/control.sock
 "$bin/pruned" daemon --state-dir "$state" --socket "$sock" --runs 2 --threads 1 > "$state/daemon.log" 2>&1 &
 daemon=$!
 trap 'kill $daemon 2>/dev/null || true; rm -rf "$sockdir"' EXIT
-for _ in $(seq 1 100); do "$bin/prunectl" --socket "$sock" ping >/dev/null 2>&1 && break; sleep 0.1; done
-ctl() { "$bin/prunectl" --socket "$sock" "$@"; }
+for _ in $(seq 1 100); do "$bin/prunectl" ping --socket "$sock" >/dev/null 2>&1 && break; sleep 0.1; done
+ctl() { local sub=$1; shift; "$bin/prunectl" "$sub" --socket "$sock" "$@"; }
 group=study
 common=(--set "epochs=$epochs" --set width=0.25 --set dataset.kind=fashion_mnist
         --set "dataset.path=$data" --set dataset.train_limit=5120 --set dataset.test_limit=2000)
