@@ -5,6 +5,7 @@
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 
 /// The first executable `name` on PATH (then the usual system directories).
 private func clientToolPath(_ name: String) -> String? {
