@@ -44,12 +44,16 @@ let package = Package(
             "Training", "RunLayout", "Engine", "Checkpointing", "Daemon", "Control", "Results",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: plain),
-        .testTarget(name: "EngineTests", dependencies: ["Engine"], swiftSettings: optimised),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpointing", "Training", "Engine", "PrunedJSON"],
+        // Helpers shared by the test targets (paths, temp directories, Fashion-MNIST, synthetic
+        // data, running a program); a regular target so that test targets can depend on it.
+        .target(name: "TestSupport", dependencies: ["Training", "Engine"], path: "Tests/TestSupport", swiftSettings: plain),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"], swiftSettings: optimised),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpointing", "Training", "Engine", "PrunedJSON", "TestSupport"],
                     exclude: ["Fixtures"], swiftSettings: plain),
         .testTarget(name: "ResultsTests", dependencies: ["Results", "PrunedJSON"], swiftSettings: plain),
         .testTarget(name: "ControlTests", dependencies: ["Control", "PrunedJSON", "Results"], swiftSettings: plain),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Control", "ControlClient", "Training", "PrunedJSON", "Checkpointing", "Results", "RunLayout"], swiftSettings: plain),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "PrunedJSON", "Checkpointing"], swiftSettings: plain),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Control", "ControlClient", "Training", "PrunedJSON", "Checkpointing", "Results", "RunLayout",
+                                                        "TestSupport"], swiftSettings: plain),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "PrunedJSON", "Checkpointing", "TestSupport"], swiftSettings: plain),
     ]
 )

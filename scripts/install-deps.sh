@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pruned needs (build: OpenBLAS, zstd, systemd, zlib headers, make;
-# clients and their tests: socat, python3;
+# clients and their tests: socat, python3, and python3-venv and python3-pip (whose setuptools and
+# wheel build the Python client package offline);
 # data: the real Fashion-MNIST). Skips apt entirely when everything is already there.
 # Usage: scripts/install-deps.sh [--slurm] [MORE_PACKAGES...]
 #   --slurm  also Slurm 22.05 and munge (slurmctld slurmd slurm-client munge), for tests/slurm/ and
@@ -10,7 +11,7 @@ extra=()
 for a in "$@"; do
   if [ "$a" = --slurm ]; then extra+=(slurmctld slurmd slurm-client munge); else extra+=("$a"); fi
 done
-packages=(libopenblas-dev libzstd-dev libsystemd-dev zlib1g-dev pkg-config dataset-fashion-mnist make socat python3 "${extra[@]+"${extra[@]}"}")
+packages=(libopenblas-dev libzstd-dev libsystemd-dev zlib1g-dev pkg-config dataset-fashion-mnist make socat python3 python3-venv python3-pip "${extra[@]+"${extra[@]}"}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

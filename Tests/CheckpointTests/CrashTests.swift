@@ -5,10 +5,7 @@ import Checkpointing
 import Foundation
 import PrunedJSON
 import Testing
-
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-let prunedBinary = packageRoot + "/.build/debug/pruned"
-let fashionMNIST = "/usr/share/datasets/fashion-mnist"
+import TestSupport
 
 @Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: prunedBinary) && FileManager.default.fileExists(atPath: fashionMNIST)))
 struct CrashTests {
@@ -38,20 +35,12 @@ struct CrashTests {
 
     /// Runs `pruned` with `args`; returns (exit status, stdout).
     func tool(_ args: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: prunedBinary)
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+        let r = try runTool(prunedBinary, args)
+        return (r.status, r.out)
     }
 
     @Test func killedAndCrashedRunsResumeBitIdentically() throws {
-        let a = tempDir("bin-ref"), b = tempDir("bin-crash")
+        let a = makeTempDir("bin-ref"), b = makeTempDir("bin-crash")
         defer { try? FileManager.default.removeItem(atPath: a); try? FileManager.default.removeItem(atPath: b) }
         let specPath = a + "-spec.json"
         try spec.write(toFile: specPath, atomically: true, encoding: .utf8)

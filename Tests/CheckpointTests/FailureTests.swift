@@ -8,17 +8,8 @@ import Engine
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 @testable import Training
-
-/// Real Fashion-MNIST, limited; nil (with an issue recorded) when it is not installed.
-func fashionSubset(train: Int, test: Int) -> PreparedData? {
-    do {
-        return try PreparedData.load(DataSpec(kind: .fashion_mnist, path: fashionMNIST, trainLimit: train, testLimit: test))
-    } catch {
-        Issue.record("Fashion-MNIST is needed (apt-get install -y dataset-fashion-mnist): \(error)")
-        return nil
-    }
-}
 
 /// Conv4 at quarter width on Fashion-MNIST, SGD with momentum 0.9 at `lr`. At lr 5 the loss
 /// becomes NaN within two epochs (Adam's bounded steps only make it huge).
@@ -43,8 +34,8 @@ final class Flag: @unchecked Sendable { var value = false; var count = 0 }
     /// (the diverging one) exists, the newest is epoch E − 1's and the earlier one is untouched,
     /// byte for byte; all hold finite values; no summary.json; metrics.jsonl has E − 1 rows.
     @Test func divergedRunFailsAndKeepsItsLastGoodCheckpoint() throws {
-        guard let data = fashionSubset(train: 512, test: 256) else { return }
-        let dir = tempDir("diverge")
+        let data = try fashion(train: 512, test: 256)
+        let dir = makeTempDir("diverge")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let sane = try conv4Spec(lr: 0.01, epochs: 3)
         var options = RunOptions()
@@ -93,8 +84,8 @@ final class Flag: @unchecked Sendable { var value = false; var count = 0 }
     /// From scratch at lr 5 with a checkpoint after every step: whatever step the run diverges
     /// at, every checkpoint it left holds finite values only, and there is no summary.json.
     @Test func aDivergingRunNeverCheckpointsNonFiniteState() throws {
-        guard let data = fashionSubset(train: 512, test: 256) else { return }
-        let dir = tempDir("diverge-steps")
+        let data = try fashion(train: 512, test: 256)
+        let dir = makeTempDir("diverge-steps")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var options = RunOptions()
         options.data = data
@@ -117,7 +108,7 @@ final class Flag: @unchecked Sendable { var value = false; var count = 0 }
             Issue.record("Fashion-MNIST is needed (apt-get install -y dataset-fashion-mnist)")
             return
         }
-        let dir = tempDir("diverge-bin")
+        let dir = makeTempDir("diverge-bin")
         defer { try? FileManager.default.removeItem(atPath: dir); unlink(dir + "-spec.json") }
         try (try conv4Spec(lr: 5, epochs: 2)).json.pretty.write(toFile: dir + "-spec.json", atomically: true, encoding: .utf8)
         let p = Process()
@@ -156,7 +147,7 @@ final class Flag: @unchecked Sendable { var value = false; var count = 0 }
     @Test func aNonFiniteStateIsNeverCheckpointed() throws {
         var spec = try RunSpec.parse(smallPruningSpec)
         spec.checkpoint = CheckpointSpec(everySteps: 1, keepLast: 100, level: 1)
-        let dir = tempDir("nonfinite")
+        let dir = makeTempDir("nonfinite")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var options = RunOptions()
         options.data = syntheticData()
@@ -197,7 +188,7 @@ final class Flag: @unchecked Sendable { var value = false; var count = 0 }
     @Test func unwritableFinalCheckpointFailsTheRunAndResumeCompletesIt() throws {
         let spec = try RunSpec.parse(smallPruningSpec)
         let data = syntheticData()
-        let ref = tempDir("final-ref"), dir = tempDir("final-blocked")
+        let ref = makeTempDir("final-ref"), dir = makeTempDir("final-blocked")
         defer { try? FileManager.default.removeItem(atPath: ref); try? FileManager.default.removeItem(atPath: dir) }
         let reference = try runWithStops(spec, dir: ref, data: data, stops: [])[0]
 
@@ -234,7 +225,7 @@ final class Flag: @unchecked Sendable { var value = false; var count = 0 }
     @Test func transientFinalCheckpointFailureIsRetried() throws {
         let spec = try RunSpec.parse(smallPruningSpec)
         let data = syntheticData()
-        let ref = tempDir("retry-ref"), dir = tempDir("retry")
+        let ref = makeTempDir("retry-ref"), dir = makeTempDir("retry")
         defer { try? FileManager.default.removeItem(atPath: ref); try? FileManager.default.removeItem(atPath: dir) }
         let reference = try runWithStops(spec, dir: ref, data: data, stops: [])[0]
         var options = RunOptions()

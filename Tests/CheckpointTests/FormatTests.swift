@@ -6,29 +6,8 @@ import Engine
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 @testable import Training
-
-/// Random images whose label shows in the pixels (as TrainingTests' syntheticData).
-func syntheticData(train: Int = 96, test: Int = 64, classes: Int = 10) -> PreparedData {
-    func set(_ n: Int, _ seed: UInt64) -> ImageSet {
-        var rng = CounterRNG(seed: seed, purpose: .noise)
-        var pixels = [UInt8](repeating: 0, count: n * 3072)
-        var labels = [Int32](repeating: 0, count: n)
-        for i in 0 ..< n {
-            let label = rng.below(classes)
-            labels[i] = Int32(label)
-            for j in 0 ..< 3072 { pixels[i * 3072 + j] = UInt8(truncatingIfNeeded: rng.below(64) + (j % 10 == label ? 150 : 0)) }
-        }
-        return ImageSet(pixels: pixels, labels: labels, classes: classes)
-    }
-    return PreparedData(train: set(train, 1), test: set(test, 2), normalisation: .cifar10)
-}
-
-func tempDir(_ tag: String) -> String {
-    let d = NSTemporaryDirectory() + "pruned-ckpt-\(tag)-\(getpid())-\(UInt32.random(in: 0 ... .max))"
-    try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-    return d
-}
 
 let smallPruningSpec = #"""
 {"model": "vgg11_bn", "width": 0.125, "dataset": {"kind": "cifar10", "path": "/unused"}, "epochs": 5, "batch_size": 32, "seed": 3,
@@ -168,7 +147,7 @@ func trainedTrainer(_ json: String = smallPruningSpec) throws -> (Trainer, [Epoc
     }
 
     @Test func corruptNewestFallsBackAndIsQuarantined() throws {
-        let dir = tempDir("fallback")
+        let dir = makeTempDir("fallback")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = CheckpointStore(directory: dir, keepLast: 5)
         let first = try store.write(try sample(1), label: "a", milestone: false)
@@ -195,7 +174,7 @@ func trainedTrainer(_ json: String = smallPruningSpec) throws -> (Trainer, [Epoc
     }
 
     @Test func refusedWriteKeepsThePreviousCheckpoint() throws {
-        let dir = tempDir("full")
+        let dir = makeTempDir("full")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var store = CheckpointStore(directory: dir, keepLast: 2)
         let first = try store.write(try sample(1), label: "a", milestone: false)
@@ -212,7 +191,7 @@ func trainedTrainer(_ json: String = smallPruningSpec) throws -> (Trainer, [Epoc
     /// A long run with a milestone at every epoch keeps the first milestone (the model before the
     /// first prune), the newest keepMilestones − 1, and the newest keepLast checkpoints.
     @Test func milestonesAreThinned() throws {
-        let dir = tempDir("thin")
+        let dir = makeTempDir("thin")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = CheckpointStore(directory: dir, keepLast: 2, keepMilestones: 3)
         var names: [String] = []
@@ -225,7 +204,7 @@ func trainedTrainer(_ json: String = smallPruningSpec) throws -> (Trainer, [Epoc
     }
 
     @Test func retentionKeepsLastNAndMilestones() throws {
-        let dir = tempDir("retention")
+        let dir = makeTempDir("retention")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = CheckpointStore(directory: dir, keepLast: 2)
         var names: [String] = []

@@ -8,6 +8,7 @@ import Foundation
 import PrunedJSON
 import Synchronization
 import Testing
+import TestSupport
 @testable import Training
 
 let noiseSpec = #"""
@@ -77,7 +78,7 @@ func expectIdentical(_ a: String, _ b: String, _ ra: [EpochRecord], _ rb: [Epoch
 @Suite struct ResumeTests {
     func contract(_ json: String, stops: [(Int, Int)], data: PreparedData = syntheticData()) throws {
         let spec = try RunSpec.parse(json)
-        let a = tempDir("ref"), b = tempDir("stops")
+        let a = makeTempDir("ref"), b = makeTempDir("stops")
         defer { try? FileManager.default.removeItem(atPath: a); try? FileManager.default.removeItem(atPath: b) }
         let ref = try runWithStops(spec, dir: a, data: data, stops: [])
         let parts = try runWithStops(spec, dir: b, data: data, stops: stops)
@@ -111,13 +112,13 @@ func expectIdentical(_ a: String, _ b: String, _ ra: [EpochRecord], _ rb: [Epoch
         spec.epochs = 4
         spec.checkpoint = CheckpointSpec(everySteps: 1, keepLast: 1000, level: 1)
         let data = syntheticData()
-        let full = tempDir("full")
+        let full = makeTempDir("full")
         defer { try? FileManager.default.removeItem(atPath: full) }
         let ref = try runWithStops(spec, dir: full, data: data, stops: [])[0]
         let all = CheckpointStore(directory: full + "/checkpoints").list()
         #expect(all.count == 4 * 3 + 4, "a checkpoint after every step and at every epoch end")
         for k in [1, 2, 3, 4, 6, 8, 11, 15] {
-            let d = tempDir("cut\(k)")
+            let d = makeTempDir("cut\(k)")
             defer { try? FileManager.default.removeItem(atPath: d) }
             try FileManager.default.removeItem(atPath: d)
             try FileManager.default.copyItem(atPath: full, toPath: d)
@@ -135,7 +136,7 @@ func expectIdentical(_ a: String, _ b: String, _ ra: [EpochRecord], _ rb: [Epoch
     @Test func corruptNewestCheckpointFallsBackDuringResume() throws {
         let spec = try RunSpec.parse(smallPruningSpec)
         let data = syntheticData()
-        let a = tempDir("ref2"), b = tempDir("corrupt")
+        let a = makeTempDir("ref2"), b = makeTempDir("corrupt")
         defer { try? FileManager.default.removeItem(atPath: a); try? FileManager.default.removeItem(atPath: b) }
         let ref = try runWithStops(spec, dir: a, data: data, stops: [])[0]
         let first = try runWithStops(spec, dir: b, data: data, stops: [(2, 1)], maxRuns: 1)[0]
@@ -154,7 +155,7 @@ func expectIdentical(_ a: String, _ b: String, _ ra: [EpochRecord], _ rb: [Epoch
     @Test func differentSpecIsRefusedUnlessForked() throws {
         var spec = try RunSpec.parse(smallPruningSpec)
         let data = syntheticData()
-        let d = tempDir("fork")
+        let d = makeTempDir("fork")
         defer { try? FileManager.default.removeItem(atPath: d) }
         var options = RunOptions(fork: false, stopRequested: { true })
         options.data = data
@@ -177,7 +178,7 @@ func expectIdentical(_ a: String, _ b: String, _ ra: [EpochRecord], _ rb: [Epoch
     @Test func sigtermStopsAtAStepBoundaryAndResumes() throws {
         let spec = try RunSpec.parse(smallPruningSpec)
         let data = syntheticData()
-        let a = tempDir("ref3"), b = tempDir("sigterm")
+        let a = makeTempDir("ref3"), b = makeTempDir("sigterm")
         defer { try? FileManager.default.removeItem(atPath: a); try? FileManager.default.removeItem(atPath: b) }
         let ref = try runWithStops(spec, dir: a, data: data, stops: [])[0]
         StopSignal.install()

@@ -5,6 +5,7 @@ import Engine
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 @testable import Training
 
 @Suite struct SpecAndExportTests {
@@ -63,7 +64,7 @@ import Testing
         let (t, _) = try trainedTrainer()   // optimizer step 5
         final class Clock { var now = 100.0 }
         let clock = Clock()
-        let dir = tempDir("cadence")
+        let dir = makeTempDir("cadence")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let bySteps = Checkpointer(directory: dir, policy: CheckpointSpec(everySteps: 5), clock: { clock.now })
         #expect(bySteps.due(t))

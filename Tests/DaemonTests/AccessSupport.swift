@@ -1,50 +1,16 @@
 // Helpers for the access tests (socket directories, dataset access, per-user connection limits):
-// a process runner with a controlled environment, directories with a chosen owner and mode, a
-// listening "fake daemon" socket, and a python3 client run as another uid through setpriv.
+// directories with a chosen owner and mode, a listening "fake daemon" socket, and a python3
+// client run as another uid through setpriv (processes run through TestSupport's runTool).
 import ControlClient
 import Foundation
 import Testing
+import TestSupport
 
 /// The system python3 (uid 65534 cannot enter root's pyenv shims).
 let systemPython = ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
 let setprivTool = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
 /// Spawning clients as other uids needs root, setpriv and a python3 that uid can run.
 let canActAsOtherUsers = geteuid() == 0 && systemPython != nil && setprivTool != nil
-
-struct ToolResult {
-    var status: Int32
-    var out: String
-    var err: String
-}
-
-/// Runs `executable` to completion (terminated after `limit` seconds) with the test's environment
-/// minus `unset` plus `environment`.
-func runTool(_ executable: String, _ arguments: [String], environment: [String: String] = [:], unset: [String] = [],
-             limit: Double = 120) throws -> ToolResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    for k in unset { env.removeValue(forKey: k) }
-    for (k, v) in environment { env[k] = v }
-    p.environment = env
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    final class Box: @unchecked Sendable { var data = Data() }
-    let group = DispatchGroup()
-    let outBox = Box(), errBox = Box()
-    group.enter()
-    DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    if group.wait(timeout: .now() + limit) == .timedOut { p.terminate(); group.wait() }
-    p.waitUntilExit()
-    return ToolResult(status: p.terminationStatus, out: String(decoding: outBox.data, as: UTF8.self),
-                      err: String(decoding: errBox.data, as: UTF8.self))
-}
 
 /// Creates `path` (and its parents) with the given owner and mode (chown needs root).
 func makeDirectory(_ path: String, mode: mode_t, owner: uid_t = 0, group: gid_t = 0) throws {

@@ -9,6 +9,7 @@ import Control
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 
 /// Reads the next reply that is not an EVENT.
 private func nextReply(_ c: TestClient) throws -> Reply {

@@ -6,6 +6,7 @@ import Control
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 
 func metricRows(_ dir: String, _ id: String) -> [JSON] {
     let text = (try? String(contentsOfFile: dir + "/state/runs/\(id)/metrics.jsonl", encoding: .utf8)) ?? ""

@@ -5,6 +5,7 @@ import Control
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 
 @Suite(.serialized, .enabled(if: haveFashionMNIST && FileManager.default.isExecutableFile(atPath: prunectlBinary)))
 struct DryRunTests {

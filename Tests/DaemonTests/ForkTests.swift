@@ -7,6 +7,7 @@ import Control
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 
 @Suite struct ForkTests {
     @Test(.enabled(if: haveFashionMNIST)) func aForkLinksItsCheckpointAndRefusesADamagedOne() throws {

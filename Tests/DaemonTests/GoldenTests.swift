@@ -31,6 +31,7 @@ import Control
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 
 let transcriptsDirectory = packageRoot + "/docs/transcripts"
 

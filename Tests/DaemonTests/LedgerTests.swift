@@ -6,6 +6,7 @@ import Control
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 
 /// Appends bytes as they are (a torn or damaged line), without the ledger's framing.
 func appendRaw(_ text: String, to path: String) throws {

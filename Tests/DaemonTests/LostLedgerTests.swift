@@ -8,6 +8,7 @@ import Foundation
 import PrunedJSON
 import RunLayout
 import Testing
+import TestSupport
 
 /// Every regular file under `dir` with its bytes, to prove nothing was changed.
 func snapshotFiles(_ dir: String) -> [String: Data] {

@@ -9,6 +9,7 @@ import Engine
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 
 private let nobody = AccessIdentity(uid: 65534, groups: [65534])
 

@@ -9,6 +9,7 @@ import ControlClient
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 
 private let haveBinary = FileManager.default.isExecutableFile(atPath: prunedBinary)
 private let socketActivate = "/usr/bin/systemd-socket-activate"

@@ -9,8 +9,7 @@ import FoundationXML
 #endif
 import PrunedJSON
 import Testing
-
-let prunectlBinary = packageRoot + "/.build/debug/prunectl"
+import TestSupport
 
 typealias CLIResult = ToolResult
 

@@ -6,6 +6,7 @@ import Control
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 
 @Suite(.serialized, .enabled(if: haveFashionMNIST))
 struct RunFailureTests {

@@ -5,6 +5,7 @@ import Control
 @testable import Daemon
 import Foundation
 import Testing
+import TestSupport
 
 @Suite(.serialized)
 struct SlurmIdentityTests {

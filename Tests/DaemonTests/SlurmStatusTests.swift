@@ -6,6 +6,7 @@ import Control
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 
 /// A Slurm run record as the executor leaves it while its task runs.
 private func slurmRecord(_ n: Int, state: RunState, active: Bool = true) -> RunRecord {

@@ -7,6 +7,7 @@ import ControlClient
 @testable import Daemon
 import Foundation
 import Testing
+import TestSupport
 
 private let sendScript = packageRoot + "/clients/shell/pruned-send.sh"
 private let haveShellClient = FileManager.default.isExecutableFile(atPath: "/bin/bash") || FileManager.default.isExecutableFile(atPath: "/usr/bin/bash")

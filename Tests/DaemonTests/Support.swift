@@ -5,22 +5,12 @@ import Control
 import Foundation
 import PrunedJSON
 import Testing
-
-let fashionMNIST = "/usr/share/datasets/fashion-mnist"
-let haveFashionMNIST = FileManager.default.fileExists(atPath: fashionMNIST + "/train-images-idx3-ubyte.gz")
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-let prunedBinary = packageRoot + "/.build/debug/pruned"
+import TestSupport
 
 /// A tiny real run: Conv4 at quarter width on 1024 Fashion-MNIST images (16 steps per epoch).
 func tinySpec(epochs: Int = 2, seed: Int = 1, everySteps: Int = 4, trainLimit: Int = 1024, extra: String = "") -> String {
     #"{"model":"conv4","width":0.25,"dataset":{"kind":"fashion_mnist","path":"\#(fashionMNIST)","train_limit":\#(trainLimit),"test_limit":256},"#
         + #""epochs":\#(epochs),"batch_size":64,"seed":\#(seed),"checkpoint":{"every_steps":\#(everySteps),"keep_last":3}\#(extra)}"#
-}
-
-func makeTempDir(_ tag: String) -> String {
-    let path = "/tmp/pdt-\(tag)-\(UInt32.random(in: 0 ... .max))"
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` seconds pass.

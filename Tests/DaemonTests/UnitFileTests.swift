@@ -2,6 +2,7 @@
 // prefix and runs `systemd-analyze verify` on the system and user units (any message fails).
 import Foundation
 import Testing
+import TestSupport
 
 @Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze")
                 && FileManager.default.isExecutableFile(atPath: "/usr/bin/make")))

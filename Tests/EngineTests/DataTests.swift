@@ -4,19 +4,19 @@
 import Engine
 import Foundation
 import Testing
+import TestSupport
 
 // MARK: - Fixtures
 
-/// `shared/data/<name>`: from $PRUNED_SHARED_DIR, or `<repo>/../shared` (the repo root is three
-/// levels above this file). Records a test failure and returns nil when it is not found.
+/// `shared/data/<name>`: from $PRUNED_SHARED_DIR, or `<repo>/../shared`. Records a test failure
+/// and returns nil when it is not found.
 private func sharedData(_ name: String) -> String? {
     var candidates: [String] = []
     if let dir = ProcessInfo.processInfo.environment["PRUNED_SHARED_DIR"], !dir.isEmpty {
         candidates.append(dir + "/data/" + name)
         candidates.append(dir + "/" + name)
     }
-    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
+    let repo = URL(fileURLWithPath: packageRoot)
     candidates.append(repo.deletingLastPathComponent().appendingPathComponent("shared/data/\(name)").path)
     candidates.append(repo.appendingPathComponent("shared/data/\(name)").path)
     if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) { return found }
@@ -24,7 +24,8 @@ private func sharedData(_ name: String) -> String? {
     return nil
 }
 
-private let fashionDirectory = "/usr/share/datasets/fashion-mnist"
+/// TestSupport's Fashion-MNIST directory (inside DataTests, `fashionMNIST` names a test).
+private let fashionDirectory = TestSupport.fashionMNIST
 
 /// Fashion-MNIST loaded once for all tests (the readers are what is tested).
 private let fashion: Result<(train: ImageSet, test: ImageSet), Error> = Result {
@@ -38,13 +39,6 @@ private func fashionSets() -> (train: ImageSet, test: ImageSet)? {
         Issue.record("Fashion-MNIST not loadable from \(fashionDirectory): \(error). Install it: apt-get install -y dataset-fashion-mnist")
         return nil
     }
-}
-
-/// A fresh temporary directory, removed by the caller with `cleanup`.
-private func temporaryDirectory() throws -> String {
-    let path = NSTemporaryDirectory() + "pruned-data-tests-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
 }
 
 private func cleanup(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
@@ -180,7 +174,7 @@ private func syntheticSet(count: Int, seed: UInt64) -> ImageSet {
     }
 
     @Test func cifarLoaderDirectoryLayouts() throws {
-        let dir = try temporaryDirectory()
+        let dir = makeTempDir("data")
         defer { cleanup(dir) }
         // CIFAR-10 inside cifar-10-batches-bin, two records per file.
         let sub = dir + "/cifar-10-batches-bin"
@@ -209,7 +203,7 @@ private func syntheticSet(count: Int, seed: UInt64) -> ImageSet {
     }
 
     @Test func malformedCIFAR() throws {
-        let dir = try temporaryDirectory()
+        let dir = makeTempDir("data")
         defer { cleanup(dir) }
         let truncated = dir + "/truncated.bin"
         try write(Array(cifarRecords([[1], [2]]).dropLast()), truncated)
@@ -235,7 +229,7 @@ private func syntheticSet(count: Int, seed: UInt64) -> ImageSet {
     }
 
     @Test func malformedIDX() throws {
-        let dir = try temporaryDirectory()
+        let dir = makeTempDir("data")
         defer { cleanup(dir) }
         let images = dir + "/images", labels = dir + "/labels"
         try write(idxImages(count: 3), images)
@@ -286,7 +280,7 @@ private func syntheticSet(count: Int, seed: UInt64) -> ImageSet {
     }
 
     @Test func gzipInputs() throws {
-        let dir = try temporaryDirectory()
+        let dir = makeTempDir("data")
         defer { cleanup(dir) }
         let images = dir + "/train-images-idx3-ubyte", labels = dir + "/train-labels-idx1-ubyte"
         try write(idxImages(count: 4), images)
@@ -382,7 +376,7 @@ private func syntheticSet(count: Int, seed: UInt64) -> ImageSet {
             Issue.record("Fashion-MNIST missing in \(fashionDirectory). Install it: apt-get install -y dataset-fashion-mnist")
             return
         }
-        let dir = try temporaryDirectory()
+        let dir = makeTempDir("data")
         defer { cleanup(dir) }
         for name in names {
             guard run(["gzip", "-dc", "\(fashionDirectory)/\(name).gz"], stdout: "\(dir)/\(name)") else { return }

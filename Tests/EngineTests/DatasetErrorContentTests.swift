@@ -4,14 +4,9 @@
 import Engine
 import Foundation
 import Testing
+import TestSupport
 
 @Suite struct DatasetErrorContentTests {
-    private func tempDir() throws -> String {
-        let path = NSTemporaryDirectory() + "pruned-content-tests-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     private func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
 
     /// The problem a DatasetError states (without the file name, which holds random digits).
@@ -20,7 +15,7 @@ import Testing
     }
 
     @Test func aSecretFileGivenAsIDXImagesIsNotEchoed() throws {
-        let dir = try tempDir()
+        let dir = makeTempDir("content")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let secret = dir + "/secret"
         try Data("TOP-SECRET: the launch code is 0000\n".utf8).write(to: URL(fileURLWithPath: secret))
@@ -34,7 +29,7 @@ import Testing
     }
 
     @Test func headerFieldsAndLabelsAreNotEchoed() throws {
-        let dir = try tempDir()
+        let dir = makeTempDir("content")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         func file(_ name: String, _ bytes: [UInt8]) throws -> String {
             let p = dir + "/" + name

@@ -4,27 +4,11 @@ import Engine
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 import Training
 
-let fashionPath = "/usr/share/datasets/fashion-mnist"
-
-/// Fashion-MNIST loaded once (normalisation from the full training set).
-let fashionData: Result<PreparedData, Error> = Result {
-    try PreparedData.load(DataSpec(kind: .fashion_mnist, path: fashionPath, trainLimit: nil, testLimit: nil))
-}
-
-func fashion(train: Int, test: Int) -> PreparedData? {
-    switch fashionData {
-    case .success(let d):
-        return PreparedData(train: d.train.prefix(train), test: d.test.prefix(test), normalisation: d.normalisation)
-    case .failure(let e):
-        Issue.record("Fashion-MNIST is needed (apt-get install -y dataset-fashion-mnist): \(e)")
-        return nil
-    }
-}
-
 func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1, lr: Double = 1e-3, batch: Int = 128) -> RunSpec {
-    var s = RunSpec(architecture: arch, data: DataSpec(kind: .fashion_mnist, path: fashionPath, trainLimit: nil, testLimit: nil),
+    var s = RunSpec(architecture: arch, data: DataSpec(kind: .fashion_mnist, path: fashionMNIST, trainLimit: nil, testLimit: nil),
                     epochs: epochs, seed: seed)
     s.width = width
     s.optimizer.lr = lr
@@ -35,7 +19,7 @@ func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1
 /// Learning tests are serialised: each uses both cores.
 @Suite(.serialized) struct LearningTests {
     @Test func conv4LearnsFashionMNIST() throws {
-        guard let data = fashion(train: 6000, test: 2000) else { return }
+        let data = try fashion(train: 6000, test: 2000)
         let trainer = try Trainer(spec: spec(.conv4, epochs: 1, batch: 64), data: data, threads: 2)
         let r = try trainer.runEpoch()
         print("conv4: train acc \(r.train.top1)%, test acc \(r.post.top1)% after one epoch of 6000 images at batch 64")
@@ -46,7 +30,7 @@ func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1
 
     @Test(arguments: [(Architecture.vgg11_bn, 0.25), (.resnet20, 0.5)])
     func tinyModelsLearn(_ p: (Architecture, Double)) throws {
-        guard let data = fashion(train: 4000, test: 1000) else { return }
+        let data = try fashion(train: 4000, test: 1000)
         let trainer = try Trainer(spec: spec(p.0, width: p.1, epochs: 2), data: data, threads: 2)
         var last: EpochRecord?
         for _ in 0 ..< 2 { last = try trainer.runEpoch() }
@@ -56,7 +40,7 @@ func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1
     }
 
     @Test func sameSeedSameWeightsBitForBit() throws {
-        guard let data = fashion(train: 300, test: 100) else { return }
+        let data = try fashion(train: 300, test: 100)
         func weights(seed: UInt64, threads: Int, augment: Bool = true) throws -> ([Float], [Float], [Float]) {
             var s = spec(.resnet20, width: 0.25, epochs: 2, seed: seed, batch: 64)
             s.augment = augment
@@ -76,7 +60,7 @@ func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1
 
     @Test func foregroundRunWritesMetricsAndSummary() throws {
         guard case .success = fashionData else { Issue.record("Fashion-MNIST missing"); return }
-        let dir = NSTemporaryDirectory() + "pruned-run-" + UUID().uuidString
+        let dir = temporaryPath("run")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var s = spec(.conv4, width: 0.25, epochs: 2)
         s.data.trainLimit = 500
@@ -118,10 +102,10 @@ func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1
         var (spec, notes) = Presets.scale(preset.spec, toEpochs: 12)
         #expect(!notes.isEmpty && spec.scaling?.notes == notes, "\(notes)")
         spec.width = 0.125
-        spec.data = DataSpec(kind: .fashion_mnist, path: fashionPath, trainLimit: 1500, testLimit: 500)
+        spec.data = DataSpec(kind: .fashion_mnist, path: fashionMNIST, trainLimit: 1500, testLimit: 500)
         spec.seed = 2
         try spec.validateAgainstModel()
-        let dir = NSTemporaryDirectory() + "pruned-preset-" + UUID().uuidString
+        let dir = temporaryPath("preset")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var logged: [String] = []
         let summary = try ForegroundRun.execute(spec: spec, outDir: dir, threads: 2) { logged.append($0) }

@@ -6,15 +6,12 @@ import Foundation
 import PrunedJSON
 import Synchronization
 import Testing
+import TestSupport
 import Training
 
 private let tinySpec = #"""
 {"model": "conv4", "width": 0.125, "dataset": {"kind": "cifar10", "path": "/unused"}, "epochs": 2, "batch_size": 16, "seed": 4}
 """#
-
-private func tempRunDir(_ tag: String) -> String {
-    NSTemporaryDirectory() + "pruned-progress-\(tag)-\(getpid())-\(UInt32.random(in: 0 ... .max))"
-}
 
 private func readProgress(_ dir: String) throws -> JSON {
     try JSON.parse(try String(contentsOfFile: dir + "/progress.json", encoding: .utf8))
@@ -22,7 +19,7 @@ private func readProgress(_ dir: String) throws -> JSON {
 
 @Suite struct ProgressFileTests {
     @Test func aRunReportsStartStepsEpochsAndTheEnd() throws {
-        let dir = tempRunDir("run")
+        let dir = temporaryPath("run")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let spec = try RunSpec.parse(tinySpec)
         var now = 100.0
@@ -67,7 +64,7 @@ private func readProgress(_ dir: String) throws -> JSON {
     }
 
     @Test func aStopAndAFailureAreRecordedWithTheSlurmIds() throws {
-        let dir = tempRunDir("stop")
+        let dir = temporaryPath("stop")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let spec = try RunSpec.parse(tinySpec)
         let env = ["SLURM_ARRAY_JOB_ID": "41", "SLURM_ARRAY_TASK_ID": "3", "SLURM_JOB_ID": "45", "SLURMD_NODENAME": "node07",
@@ -102,7 +99,7 @@ private func readProgress(_ dir: String) throws -> JSON {
     }
 
     @Test func aConcurrentReaderAlwaysSeesACompleteFile() throws {
-        let dir = tempRunDir("atomic")
+        let dir = temporaryPath("atomic")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let spec = try RunSpec.parse(tinySpec)
         let progress = ProgressFile(directory: dir, interval: 0, environment: [:])   // a write after every step
@@ -131,7 +128,7 @@ private func readProgress(_ dir: String) throws -> JSON {
     }
 
     @Test func aWriteFailureIsReportedOnceAndDoesNotStopTheRun() throws {
-        let dir = tempRunDir("unwritable")
+        let dir = temporaryPath("unwritable")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let spec = try RunSpec.parse(tinySpec)
         // progress.json.tmp is a directory: every write fails.

@@ -5,6 +5,7 @@ import Engine
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 import Training
 
 @Suite struct SchedulePreviewTests {
@@ -44,16 +45,8 @@ import Training
     /// `pruned schedule` as a process: text with the scaling note, JSON, and clear errors.
     @Test func theCommand() throws {
         func run(_ args: [String]) throws -> (Int32, String, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: packageRootForPreview + "/.build/debug/pruned")
-            p.arguments = ["schedule"] + args
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+            let r = try runTool(prunedBinary, ["schedule"] + args)
+            return (r.status, r.out, r.err)
         }
         let (code, text, _) = try run(["F2_VGG_4", "--epochs", "24"])
         #expect(code == 0)
@@ -69,9 +62,3 @@ import Training
         #expect(none == 2 && err2.contains("no preset"), "\(err2)")
     }
 }
-
-let packageRootForPreview: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0 ..< 3 { url.deleteLastPathComponent() }
-    return url.path
-}()

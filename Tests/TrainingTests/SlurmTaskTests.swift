@@ -6,12 +6,8 @@
 // tests/slurm/ runs it on a real cluster.
 import Foundation
 import Testing
+import TestSupport
 import Training
-
-private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
-private let prunedBinary = packageRoot + "/.build/debug/pruned"
-private let fashionMNIST = "/usr/share/datasets/fashion-mnist"
 
 /// The script run by bash with `environment` (added to a minimal one) in `cwd`, its output in a
 /// file. Spawned with posix_spawn and an empty signal mask: Slurm starts batch scripts with signals
@@ -77,12 +73,6 @@ private final class ScriptRun {
 
 private struct SpawnError: Error { let message: String }
 
-private func tempDir(_ tag: String) throws -> String {
-    let d = NSTemporaryDirectory() + "pruned-slurm-\(tag)-\(getpid())-\(UInt32.random(in: 0 ... .max))"
-    try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-    return d
-}
-
 private func hostname() -> String {
     var buffer = [CChar](repeating: 0, count: 256)
     gethostname(&buffer, 255)
@@ -97,7 +87,7 @@ private func hostname() -> String {
     }
 
     @Test func bashParsesItAndItRequeuesOnlyItsOwnTask() throws {
-        let dir = try tempDir("syntax")
+        let dir = makeTempDir("syntax")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try SlurmTask.script.write(toFile: dir + "/s.sh", atomically: true, encoding: .utf8)
         let p = Process()
@@ -118,7 +108,7 @@ private func hostname() -> String {
 
     /// (runs file lines, task id, extra environment, expected status, texts the output must contain)
     @Test func badInputsFailAtOnceAndFinishedOrCancelledRunsAreNoOps() throws {
-        let dir = try tempDir("inputs")
+        let dir = makeTempDir("inputs")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let fm = FileManager.default
         for d in ["done", "cancelled", "nospec", "plain"] { try fm.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
@@ -169,7 +159,7 @@ struct SlurmTaskSignalTests {
     }
 
     @Test func signalsReachPrunedThroughTheWaitLoopAndTheNextStartResumes() throws {
-        let dir = try tempDir("signals")
+        let dir = makeTempDir("signals")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let run = dir + "/run"
         try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)

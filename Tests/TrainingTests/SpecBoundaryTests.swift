@@ -6,6 +6,7 @@ import Engine
 import Foundation
 import PrunedJSON
 import Testing
+import TestSupport
 import Training
 
 /// Sets `value` at a dotted path (numeric segments index arrays) of a test spec.
@@ -190,7 +191,7 @@ private func fieldName(_ path: String) -> String {
          "checkpoint": {"every_steps": 1000000000, "every_seconds": 10000000, "keep_last": 1, "keep_milestones": 0, "level": 19}}
         """#)
         try spec.validateAgainstModel()
-        let dir = NSTemporaryDirectory() + "spec-extremes-\(UInt32.random(in: 0 ... .max))"
+        let dir = temporaryPath("spec-extremes")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var options = RunOptions()
         options.data = syntheticData(train: 40, test: 9)

@@ -13,6 +13,7 @@ request is one line and gets exactly one reply line, in order: ``OK {json}`` or
         print(c.wait([run["id"]]))            # {'r-0007': 'completed'}
         for ev in c.events(run=run["id"]):   # replays and follows, reconnecting when dropped
             ...
+        rows = c.group_metrics("night")       # every run's epoch rows, flat: pandas.DataFrame(rows)
 
 Every convenience method returns the reply's JSON object (a dict) unchanged and raises
 ``PrunedError`` (``.code`` is the stable error code such as ``NOT_FOUND``) for an ERR reply.
@@ -33,6 +34,7 @@ import time
 __all__ = [
     "Client", "EventStream", "PrunedError", "ProtocolViolation", "UnsafeSocketError", "TERMINAL_STATES",
     "default_socket_path", "check_socket_path", "socket_rule", "quote", "render_value", "render_request",
+    "flatten_row",
 ]
 
 SYSTEM_SOCKET = "/run/pruned/control.sock"
@@ -696,11 +698,74 @@ class Client(_Closing):
                 raise TimeoutError("runs not finished after %s s: %s" % (timeout, dict(current)))
             time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
 
+    def group_metrics(self, group, kind="epochs", state=None, spec_fields=()):
+        """The metrics of every run in ``group`` as one list of flat dicts, one per epoch
+        (``kind="epochs"``) or per pruning event (``kind="prunes"``), ready for
+        ``pandas.DataFrame(rows)`` (pandas is not needed here; csv.DictWriter takes them too).
+
+        Runs come in id order (``state``: only runs in that state or list of states; ``group=None``:
+        every run), each run's rows in epoch order. Every row starts with the run's ``run`` id,
+        ``group``, ``tags`` (comma-separated), ``state`` and ``seed``, then one column per dotted
+        spec path in ``spec_fields`` (e.g. ``"pruning.target"``, ``"pruning.layers.3.period"``;
+        None where the spec has no such value), then the row of ``metrics`` flattened by
+        ``flatten_row`` (``epoch``, ``train_acc``, ``pre_test_acc``, ``test_acc``, ...,
+        ``pruned.<layer>``, ``prune_event.t_pre``, ``prune_event.layers.<layer>.k``, ...). Rows
+        without a pruning event simply lack those columns (NaN in a DataFrame). Costs one ``list``,
+        then one ``show`` and one ``metrics`` request per run."""
+        if kind not in ("epochs", "prunes"):
+            raise ValueError("kind is epochs or prunes")
+        rows = []
+        for brief in self.list(state=state, group=group)["runs"]:
+            record = self.show(brief["id"])
+            spec = record.get("spec") or {}
+            head = {"run": record["id"], "group": record.get("group"), "tags": ",".join(record.get("tags") or []),
+                    "state": record.get("state"), "seed": spec.get("seed")}
+            for path in spec_fields:
+                head[path] = _spec_value(spec, path)
+            for row in self.metrics(record["id"], kind=kind)["rows"]:
+                flat = dict(head)
+                flat.update(flatten_row(row))
+                rows.append(flat)
+        return rows
+
     def events(self, since=None, run=None, group=None, reconnect=True, retry_for=60.0, timeout=None):
         """Subscribes on a connection of its own and returns an ``EventStream``: iterate it for
         event dicts (each with "seq", "time", "type" and often "run"). See ``EventStream``."""
         return EventStream(self.path, since=since, run=run, group=group, reconnect=reconnect,
                            retry_for=retry_for, timeout=timeout, connect_timeout=self.timeout)
+
+
+def flatten_row(row, prefix=""):
+    """A metrics row (or any JSON object) as a flat dict for a table: nested objects become dotted
+    column names ({"pruned": {"features.conv3": 8}} -> {"pruned.features.conv3": 8}); a list of
+    per-layer objects ({"layer": NAME, "k": 8, "mean_score": 0.5}, as in a pruning event) becomes
+    one column per layer and field ("layers.features.conv3.k"); other values, lists included, are
+    kept as they are."""
+    flat = {}
+    for key, value in row.items():
+        name = prefix + str(key)
+        if isinstance(value, dict):
+            flat.update(flatten_row(value, name + "."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) and "layer" in v for v in value):
+            for item in value:
+                fields = {k: v for k, v in item.items() if k != "layer"}
+                flat.update(flatten_row(fields, "%s.%s." % (name, item["layer"])))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _spec_value(spec, path):
+    """The value at a dotted spec path ("optimizer.lr", "pruning.layers.0.fraction"), or None."""
+    value = spec
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
 
 
 def _canonical(run):

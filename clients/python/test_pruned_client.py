@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 
 import pruned_client  # noqa: E402
 from pruned_client import (Client, PrunedError, UnsafeSocketError, check_socket_path, default_socket_path,  # noqa: E402
-                           quote, render_value, socket_rule)
+                           flatten_row, quote, render_value, socket_rule)
 
 BIN = os.environ.get("PRUNED_BIN") or os.path.join(ROOT, ".build", "debug", "pruned")
 DATA = os.environ.get("PRUNED_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
@@ -124,6 +124,21 @@ class PureTests(unittest.TestCase):
             pruned_client._slurm_args(None, {"bogus": 1})
 
     """Rendering and configuration; no daemon needed."""
+
+    def test_flatten_row_makes_table_columns(self):
+        row = {"epoch": 2, "test_acc": 81.5, "pruned": {"features.conv3": 8, "features.conv4": 0}, "p_count": 8,
+               "prune_event": {"layers": [{"layer": "features.conv3", "k": 8, "mean_score": 0.25}],
+                               "t_pre": 82.0, "t_post": 81.5, "stability": 99.39}}
+        self.assertEqual(flatten_row(row), {
+            "epoch": 2, "test_acc": 81.5, "pruned.features.conv3": 8, "pruned.features.conv4": 0, "p_count": 8,
+            "prune_event.layers.features.conv3.k": 8, "prune_event.layers.features.conv3.mean_score": 0.25,
+            "prune_event.t_pre": 82.0, "prune_event.t_post": 81.5, "prune_event.stability": 99.39})
+        # A pruning event of kind=prunes, and lists that are not per-layer objects.
+        self.assertEqual(flatten_row({"epoch": 1, "layers": [{"layer": "a", "k": 1}, {"layer": "b", "k": 2}]}),
+                         {"epoch": 1, "layers.a.k": 1, "layers.b.k": 2})
+        self.assertEqual(flatten_row({"x": [1, 2], "y": []}), {"x": [1, 2], "y": []})
+        self.assertEqual(pruned_client._spec_value({"pruning": {"layers": [{"period": 4}]}}, "pruning.layers.0.period"), 4)
+        self.assertIsNone(pruned_client._spec_value({"pruning": {"layers": []}}, "pruning.layers.0.period"))
 
     def test_quote_mirrors_the_daemons_lexer(self):
         self.assertEqual(quote("plain"), "plain")
@@ -513,6 +528,21 @@ class DaemonClientTests(unittest.TestCase):
         prunes = self.c.metrics(r, kind="prunes")["rows"]
         self.assertEqual(len(prunes), 2)
         self.assertIn("stability", prunes[0])
+        # The group's rows as one flat table (what pandas.DataFrame(rows) takes).
+        table = self.c.group_metrics(g, spec_fields=["pruning.target", "pruning.layers.0.fraction"])
+        self.assertEqual([(t["run"], t["epoch"]) for t in table], [(r, 1), (r, 2)])
+        for t, row in zip(table, m["rows"]):
+            self.assertEqual((t["group"], t["tags"], t["state"], t["seed"]), (g, "tiny", "completed", 1))
+            self.assertEqual((t["pruning.target"], t["pruning.layers.0.fraction"]), ("smallest", 0.25))
+            self.assertEqual((t["train_acc"], t["pre_test_acc"], t["test_acc"]), (row["train_acc"], row["pre_test_acc"], row["test_acc"]))
+            self.assertEqual(t["pruned.features.conv3"], row["pruned"]["features.conv3"])
+            self.assertFalse(any(isinstance(v, (dict, list)) for v in t.values()), t)
+        self.assertEqual(table[0]["prune_event.layers.features.conv3.k"], prunes[0]["layers"][0]["k"])
+        events = self.c.group_metrics(g, kind="prunes", state="completed")
+        self.assertEqual([e["stability"] for e in events], [p["stability"] for p in prunes])
+        self.assertEqual(self.c.group_metrics(g, state="running"), [])
+        with self.assertRaises(ValueError):
+            self.c.group_metrics(g, kind="weights")
         shown = self.c.show(r)
         self.assertIsInstance(shown["summary"]["best_test_acc"], (int, float))
         self.assertIsInstance(shown["summary"]["mean_stability"], (int, float))
