@@ -159,7 +159,7 @@ extension Network {
         let lastLinear = layers.lastIndex { $0 is Linear }
         for (i, l) in layers.enumerated() {
             switch l {
-            case let c as Conv2D where i > 0 || architecture != "resnet18" && architecture != "resnet20" && architecture != "resnet56":
+            case let c as Conv2D where i > 0 || !architecture.isResNet:
                 let bn = i + 1 < layers.count ? layers[i + 1] as? BatchNorm2D : nil
                 out.append(PrunableLayer(name: c.name, conv: c, linear: nil, batchNorm: bn, block: nil,
                                          isSecondBlockConv: false, topLevel: true))
