@@ -126,7 +126,7 @@ public final class Trainer {
         context = ExecutionContext(threads: threads)
         if let plan = spec.pruning {
             do { pruner = try Pruner(plan: plan, network: network, seed: spec.seed, epochs: spec.epochs) } catch let e as PruningPlanError {
-                throw SpecError(field: e.field.hasPrefix("noise") ? e.field : "pruning." + e.field, message: e.message)
+                throw SpecError(e)
             }
         } else {
             pruner = nil
