@@ -2,40 +2,7 @@
 // accuracies, its per-run statistics, final sparsity and canonical spec.
 import Engine
 import PrunedJSON
-
-/// Per-run statistics of spec §6: stability over pruning epochs, best post-prune accuracy at
-/// or after the last pruning epoch, and the generalization gap at that epoch.
-public struct RunStatistics: Sendable {
-    /// 1-based epoch of the last pruning epoch, 0 when none (or scratch only).
-    public var lastPruningEpoch: Int
-    public var meanStability: Double
-    public var meanInstability: Double { 100 - meanStability }
-    public var meanInstabilityPoints: Double
-    public var bestTestAccuracy: Double
-    public var bestEpoch: Int
-    public var generalizationGap: Double
-
-    public init?(_ records: [EpochRecord]) {
-        guard !records.isEmpty else { return nil }
-        let pruning = records.filter(\.isPruningEpoch)
-        var last = pruning.map(\.epoch).max() ?? 0
-        var used = pruning
-        if last <= 1 { last = 0; used = [] }
-        lastPruningEpoch = last
-        let stabilities = used.compactMap(\.instability).map { 100 * (1 - $0) }
-        meanStability = stabilities.isEmpty ? 100 : stabilities.reduce(0, +) / Double(stabilities.count)
-        let points = used.compactMap(\.instabilityPoints)
-        meanInstabilityPoints = points.isEmpty ? 0 : points.reduce(0, +) / Double(points.count)
-        var best = records[0]
-        var found = false
-        for r in records where r.epoch >= last {
-            if !found || r.post.top1 > best.post.top1 { best = r; found = true }
-        }
-        bestTestAccuracy = best.post.top1
-        bestEpoch = best.epoch
-        generalizationGap = best.train.top1 - best.post.top1
-    }
-}
+import Results
 
 /// What a finished run reports in summary.json.
 public struct RunSummary: Sendable {
@@ -63,12 +30,15 @@ public struct RunSummary: Sendable {
             pairs += [("final_train_acc", .number(last.train.top1)), ("final_test_acc", .number(last.post.top1)),
                       ("final_test_loss", .number(last.post.meanLoss))]
         }
-        if let st = RunStatistics(records) {
-            pairs += [("best_test_acc", .number(st.bestTestAccuracy)), ("best_epoch", .number(Double(st.bestEpoch))),
-                      ("generalization_gap", .number(st.generalizationGap)),
-                      ("last_pruning_epoch", .number(Double(st.lastPruningEpoch))),
-                      ("mean_stability", .number(st.meanStability)), ("mean_instability", .number(st.meanInstability)),
-                      ("mean_instability_points", .number(st.meanInstabilityPoints)),
+        let st = RunMetrics(records: records)
+        if let best = st.bestTestAccuracy, let bestEpoch = st.bestEpoch, let gap = st.generalizationGap,
+           let lastPruning = st.lastPruningEpoch, let stability = st.meanStability, let instability = st.meanInstability,
+           let points = st.meanInstabilityPoints {
+            pairs += [("best_test_acc", .number(best)), ("best_epoch", .number(Double(bestEpoch))),
+                      ("generalization_gap", .number(gap)),
+                      ("last_pruning_epoch", .number(Double(lastPruning))),
+                      ("mean_stability", .number(stability)), ("mean_instability", .number(instability)),
+                      ("mean_instability_points", .number(points)),
                       ("pruning_epochs", .number(Double(records.filter(\.isPruningEpoch).count)))]
         }
         if let last = records.last, !last.prunedCounts.isEmpty, let plan = spec.pruning {
@@ -91,4 +61,9 @@ public struct RunSummary: Sendable {
         case .mnist: return "MNIST (28x28 grey padded to 32x32, 3 planes); not CIFAR-10"
         }
     }
+}
+
+extension RunMetrics {
+    /// The per-run statistics of a run's epoch records (summary.json, `pruned run`'s last line).
+    public init(records: [EpochRecord]) { self.init(epochs: records.map(\.accuracy)) }
 }

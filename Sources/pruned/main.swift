@@ -246,9 +246,10 @@ struct Run: ParsableCommand {
             }
             progress.ended(summary)
             if summary.interrupted { return }
-            if let st = RunStatistics(summary.records) {
+            let st = RunMetrics(records: summary.records)
+            if let best = st.bestTestAccuracy, let bestEpoch = st.bestEpoch, let stability = st.meanStability {
                 print(String(format: "done: best test accuracy %.2f%% at epoch %d, mean stability %.2f%% (%@); results in %@",
-                             st.bestTestAccuracy, st.bestEpoch, st.meanStability, s.data.kind.rawValue as NSString, out as NSString))
+                             best, bestEpoch, stability, s.data.kind.rawValue as NSString, out as NSString))
             }
         } catch let e as SpecError {
             printErr("pruned: \(spec): \(e)")
