@@ -610,11 +610,7 @@ final class SlurmExecutor: @unchecked Sendable {
                                               row["test_acc"]?.doubleValue ?? 0))
             if let prune {
                 r.lastInstability = prune["instability"]?.doubleValue
-                daemon.emitLocked("prune", run: r.id, fields: [
-                    ("epoch", .number(Double(epoch))), ("t_pre", prune["t_pre"] ?? .null), ("t_post", prune["t_post"] ?? .null),
-                    ("instability", prune["instability"] ?? .null), ("instability_points", prune["instability_points"] ?? .null),
-                    ("layers", prune["layers"] ?? .array([])),
-                ])
+                daemon.emitLocked("prune", run: r.id, fields: Daemon.pruneEventFields(epoch: epoch, prune))
             }
         }
     }

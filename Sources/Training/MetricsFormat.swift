@@ -2,6 +2,7 @@
 // epoch's losses and accuracies, and after a pruning event the units pruned and the event.
 import Engine
 import PrunedJSON
+import Results
 
 /// Epoch records as metrics.jsonl lines.
 public enum MetricsFormat {
@@ -23,16 +24,25 @@ public enum MetricsFormat {
             ("p_count", .number(Double(r.prunedCounts.reduce(0) { $0 + $1.1 }))),
             ("avg_pruned_score", r.averagePrunedScore.map { $0 < 0 ? JSON.null : .number($0) } ?? .null),
         ]
-        if let events = r.pruning, !events.isEmpty {
-            out.append(("prune_event", .object([
-                ("layers", .array(events.map { .object([("layer", .string($0.layer)), ("k", .number(Double($0.k))),
-                                                        ("mean_score", .number($0.meanScore))]) })),
-                ("t_pre", .number(r.pre.top1)), ("t_post", .number(r.post.top1)),
-                ("instability", r.instability.map { .number($0) } ?? .null),
-                ("instability_points", r.instabilityPoints.map { .number($0) } ?? .null),
-                ("stability", r.instability.map { .number(100 * (1 - $0)) } ?? .null),
-            ])))
-        }
+        if let event = pruneEvent(r) { out.append(("prune_event", event)) }
         return out
+    }
+
+    /// The `prune_event` of an epoch whose event pruned units (nil otherwise): each layer's k
+    /// and mean score, the test accuracy before and after, instability (relative and in
+    /// points) and stability. metrics.jsonl holds it; the daemon's `prune` events carry its
+    /// fields (Daemon.pruneEventFields), from the record for local runs and from the metrics
+    /// row for Slurm runs.
+    public static func pruneEvent(_ r: EpochRecord) -> JSON? {
+        guard let events = r.pruning, !events.isEmpty else { return nil }
+        let epoch = r.accuracy
+        return .object([
+            ("layers", .array(events.map { .object([("layer", .string($0.layer)), ("k", .number(Double($0.k))),
+                                                    ("mean_score", .number($0.meanScore))]) })),
+            ("t_pre", .number(r.pre.top1)), ("t_post", .number(r.post.top1)),
+            ("instability", epoch.instability.map { .number($0) } ?? .null),
+            ("instability_points", epoch.instabilityPoints.map { .number($0) } ?? .null),
+            ("stability", epoch.stability.map { .number($0) } ?? .null),
+        ])
     }
 }
