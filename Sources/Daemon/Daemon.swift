@@ -65,6 +65,13 @@ enum StopReason: Equatable {
     case shutdown(String)
 }
 
+/// A pause or cancel of a running run that is requested but not yet carried out: a run
+/// record's `pending`, kept in the ledger so that it survives a crash ("pause" or "cancel" in
+/// its JSON). A shutdown is never pending: the daemon settles it at its next start.
+public enum PendingStop: String, Sendable {
+    case pause, cancel
+}
+
 /// One connected client as the handlers see it.
 public struct Peer: Sendable {
     public var pid: Int32
@@ -173,9 +180,9 @@ public final class Daemon: @unchecked Sendable {
             let before = r
             if r.state == .running {
                 switch r.pending {
-                case "pause": r.state = .paused
-                case "cancel": r.state = .cancelled; r.finished = now()
-                default:
+                case .pause?: r.state = .paused
+                case .cancel?: r.state = .cancelled; r.finished = now()
+                case nil:
                     r.state = .interrupted
                     r.reason = "the daemon stopped while the run was training (crash, kill or power loss)"
                 }

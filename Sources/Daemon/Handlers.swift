@@ -421,11 +421,11 @@ extension Daemon {
             case .running:
                 guard let w = workers[id] else { throw ProtocolError(.internal, "\(id) is running without a worker") }
                 if w.stop == nil {
-                    r.pending = "pause"
+                    r.pending = .pause
                     try commitLocked(r)
                     w.stop = .pause
                 } else if w.stop != .pause {
-                    throw ProtocolError(.badState, "\(id) is already stopping (\(r.pending ?? "shutdown"))")
+                    throw ProtocolError(.badState, "\(id) is already stopping (\(r.pending?.rawValue ?? "shutdown"))")
                 }
                 let token = newTokenLocked()
                 w.stopWaiters.append(token)
@@ -447,7 +447,7 @@ extension Daemon {
             case .running:
                 guard let w = workers[id] else { throw ProtocolError(.internal, "\(id) is running without a worker") }
                 if case .cancel = w.stop {} else {
-                    r.pending = "cancel"
+                    r.pending = .cancel
                     try commitLocked(r)
                     w.stop = .cancel(peer.uid)
                 }
