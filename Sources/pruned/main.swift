@@ -195,35 +195,30 @@ struct Run: ParsableCommand {
 
     func run() throws {
         do {
-            var s: RunSpec
+            // The file's spec (read and checked as it stands) or the preset, with the flags as overrides.
+            var base: JSON?
             if let text = try? String(contentsOfFile: spec, encoding: .utf8) {
-                s = try RunSpec.parse(text)
-                if let epochs { s.epochs = epochs }
-            } else if let preset = Presets.named(spec) {
-                s = preset.spec
-                if let epochs {
-                    let (scaled, notes) = Presets.scale(s, toEpochs: epochs)
-                    s = scaled
-                    for n in notes { printErr("pruned: note: scaling \(spec) to \(epochs) epochs: \(n)") }
-                }
-            } else {
+                base = try RunSpec.parse(text).json
+            } else if Presets.named(spec) == nil {
                 printErr("pruned: \(spec) is neither a readable spec file nor a preset; `pruned presets` lists the presets")
                 throw ExitCode(2)
             }
-            if let seed { s.seed = UInt64(seed) }
-            if let data { s.data.path = data }
-            if let datasetKind {
-                guard let k = DatasetKind(rawValue: datasetKind) else {
-                    printErr("pruned: --dataset-kind \(datasetKind) is not one of: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", "))")
-                    throw ExitCode(2)
-                }
-                s.data.kind = k
+            var overrides: [SpecBuilder.Override] = []
+            if let epochs { overrides.append(("epochs", .number(Double(epochs)))) }
+            if let seed { overrides.append(("seed", .number(Double(seed)))) }
+            if let data { overrides.append(("dataset.path", .string(data))) }
+            if let datasetKind { overrides.append(("dataset.kind", .string(datasetKind))) }
+            if let width { overrides.append(("width", .number(width))) }
+            if let trainLimit { overrides.append(("dataset.train_limit", .number(Double(trainLimit)))) }
+            if let testLimit { overrides.append(("dataset.test_limit", .number(Double(testLimit)))) }
+            let built = try SpecBuilder.compose(base: base, preset: base == nil ? spec : nil, overrides: overrides)
+            if let epochs { for n in built.notes { printErr("pruned: note: scaling \(spec) to \(epochs) epochs: \(n)") } }
+            if let datasetKind, DatasetKind(rawValue: datasetKind) == nil {
+                printErr("pruned: --dataset-kind \(datasetKind) is not one of: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ExitCode(2)
             }
-            if let width { s.width = width }
-            if let trainLimit { s.data.trainLimit = trainLimit }
-            if let testLimit { s.data.testLimit = testLimit }
-            // Re-read the overridden spec so every field passes the same validation as a file.
-            s = try RunSpec(json: s.json)
+            // The overridden spec passes the same validation as a file.
+            let s = try RunSpec(json: built.json)
             try s.validateAgainstModel()
             Provenance.buildName = "pruned-" + (Pruned.configuration.version.isEmpty ? "dev" : Pruned.configuration.version)
             StopSignal.install()
@@ -252,6 +247,9 @@ struct Run: ParsableCommand {
                              best, bestEpoch, stability, s.data.kind.rawValue as NSString, out as NSString))
             }
         } catch let e as SpecError {
+            printErr("pruned: \(spec): \(e)")
+            throw ExitCode(2)
+        } catch let e as SpecSourceError {
             printErr("pruned: \(spec): \(e)")
             throw ExitCode(2)
         } catch let e as DatasetError {
@@ -352,13 +350,13 @@ struct ScheduleCommand: ParsableCommand {
     }
 
     func run() throws {
-        var overrides: [Override] = []
+        var overrides: [SpecBuilder.Override] = []
         for item in set {
             guard let eq = item.firstIndex(of: "="), eq != item.startIndex else { throw ValidationError("--set '\(item)' is not PATH=VALUE") }
             let token = Token(key: String(item[..<eq]), value: String(item[item.index(after: eq)...]))
-            do { overrides.append(Override(String(item[..<eq]), try token.jsonValue())) } catch let e as ProtocolError { throw ValidationError(e.message) }
+            do { overrides.append((String(item[..<eq]), try token.jsonValue())) } catch let e as ProtocolError { throw ValidationError(e.message) }
         }
-        if let epochs { overrides.removeAll { $0.path == "epochs" }; overrides.append(Override("epochs", .number(Double(epochs)))) }
+        if let epochs { overrides.removeAll { $0.path == "epochs" }; overrides.append(("epochs", .number(Double(epochs)))) }
         do {
             var base: JSON?
             if let spec {
@@ -368,8 +366,7 @@ struct ScheduleCommand: ParsableCommand {
                 }
                 do { base = try JSON.parse(text) } catch let e as JSONParseError { throw SpecError(field: "", message: e.description) }
             }
-            let composed = try Daemon.composeSpec(base: base, preset: preset, overrides: overrides)
-            let s = try RunSpec(json: composed)
+            let s = try RunSpec(json: try SpecBuilder.compose(base: base, preset: preset, overrides: overrides).json)
             try s.validateAgainstModel(classes: s.data.kind.classes, memoryLimit: nil)
             let preview = try SchedulePreview(spec: s)
             if json {
@@ -379,7 +376,7 @@ struct ScheduleCommand: ParsableCommand {
                       + (s.pruning.map { "\($0.target.rawValue) \($0.score.rawValue) \($0.granularity.rawValue) pruning" } ?? "no pruning"))
                 print(preview.text(), terminator: "")
             }
-        } catch let e as ProtocolError {
+        } catch let e as SpecSourceError {
             printErr("pruned: \(e.message)")
             throw ExitCode(2)
         } catch let e as SpecError {
