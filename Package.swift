@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "PrunedJSON", swiftSettings: plain),
         .target(name: "RunLayout", swiftSettings: plain),
         .target(name: "Checkpointing", dependencies: ["Engine", "PrunedJSON", "CZstd", "CZlib"], swiftSettings: optimised),
-        .target(name: "Training", dependencies: ["Engine", "PrunedJSON", "RunLayout", "Checkpointing"], swiftSettings: optimised),
+        .target(name: "Training", dependencies: ["Engine", "PrunedJSON", "RunLayout", "Checkpointing", "Results"], swiftSettings: optimised),
         .target(name: "Control", dependencies: ["PrunedJSON"], swiftSettings: plain),
         .target(name: "Results", dependencies: ["PrunedJSON", "RunLayout"], swiftSettings: plain),
         .executableTarget(name: "prunectl", dependencies: [
@@ -54,6 +54,6 @@ let package = Package(
         .testTarget(name: "ControlTests", dependencies: ["Control", "PrunedJSON", "Results"], swiftSettings: plain),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Control", "ControlClient", "Training", "PrunedJSON", "Checkpointing", "Results", "RunLayout",
                                                         "TestSupport"], swiftSettings: plain),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "PrunedJSON", "Checkpointing", "TestSupport"], swiftSettings: plain),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "PrunedJSON", "Checkpointing", "Results", "TestSupport"], swiftSettings: plain),
     ]
 )

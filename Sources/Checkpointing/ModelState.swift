@@ -22,7 +22,7 @@ public enum ModelState {
             s.add("activations.\(b.name).training_forwards", i64: [Int64(b.trainingForwards)])
         }
         var meta: [(String, JSON)] = [
-            ("architecture", .string(network.architecture)), ("parameters", .number(Double(store.parameterCount))),
+            ("architecture", .string(network.architecture.rawValue)), ("parameters", .number(Double(store.parameterCount))),
             ("optimizer", .string(optimizer.kindName)), ("optimizer_step", .number(Double(optimizer.step))),
         ]
         if let p = pruner {
@@ -67,8 +67,8 @@ public enum ModelState {
             throw CheckpointError.stateMismatch("the checkpoint holds Adam state, the run uses SGD")
         }
         let meta = s.metadata["model"]
-        guard let arch = meta?["architecture"]?.stringValue, arch == network.architecture else {
-            throw CheckpointError.stateMismatch("architecture \(meta?["architecture"]?.stringValue ?? "?") in the checkpoint, \(network.architecture) in the run")
+        guard let arch = meta?["architecture"]?.stringValue, arch == network.architecture.rawValue else {
+            throw CheckpointError.stateMismatch("architecture \(meta?["architecture"]?.stringValue ?? "?") in the checkpoint, \(network.architecture.rawValue) in the run")
         }
         guard let step = meta?["optimizer_step"]?.intValue, step >= 0, step < 1 << 53 else {
             throw CheckpointError.corruptMetadata("model.optimizer_step missing or out of range")

@@ -65,6 +65,13 @@ enum StopReason: Equatable {
     case shutdown(String)
 }
 
+/// A pause or cancel of a running run that is requested but not yet carried out: a run
+/// record's `pending`, kept in the ledger so that it survives a crash ("pause" or "cancel" in
+/// its JSON). A shutdown is never pending: the daemon settles it at its next start.
+public enum PendingStop: String, Sendable {
+    case pause, cancel
+}
+
 /// One connected client as the handlers see it.
 public struct Peer: Sendable {
     public var pid: Int32
@@ -173,9 +180,9 @@ public final class Daemon: @unchecked Sendable {
             let before = r
             if r.state == .running {
                 switch r.pending {
-                case "pause": r.state = .paused
-                case "cancel": r.state = .cancelled; r.finished = now()
-                default:
+                case .pause?: r.state = .paused
+                case .cancel?: r.state = .cancelled; r.finished = now()
+                case nil:
                     r.state = .interrupted
                     r.reason = "the daemon stopped while the run was training (crash, kill or power loss)"
                 }
@@ -391,19 +398,22 @@ public final class Daemon: @unchecked Sendable {
             if e.isPruningEpoch { fields.append(("instability", e.instability.map { .number($0) } ?? .null)) }
             emitLocked("epoch", run: id, fields: fields,
                        message: String(format: "%@ epoch %d/%d test acc %.2f%% train acc %.2f%%", id.description, e.epoch, r.epochs, e.post.top1, e.train.top1))
-            if let events = e.pruning, !events.isEmpty {
+            if let event = MetricsFormat.pruneEvent(e), let events = e.pruning {
                 r.lastInstability = e.instability
-                emitLocked("prune", run: id, fields: [
-                    ("epoch", .number(Double(e.epoch))), ("t_pre", .number(e.pre.top1)), ("t_post", .number(e.post.top1)),
-                    ("instability", e.instability.map { .number($0) } ?? .null),
-                    ("instability_points", e.instabilityPoints.map { .number($0) } ?? .null),
-                    ("layers", .array(events.map { .object([("layer", .string($0.layer)), ("k", .number(Double($0.k))),
-                                                            ("mean_score", .number($0.meanScore))]) })),
-                ], message: String(format: "%@ pruned at epoch %d: %@; test acc %.2f%% → %.2f%%", id.description, e.epoch,
-                                   events.map { "\($0.layer) \($0.k)" }.joined(separator: ", "), e.pre.top1, e.post.top1))
+                emitLocked("prune", run: id, fields: Daemon.pruneEventFields(epoch: e.epoch, event),
+                           message: String(format: "%@ pruned at epoch %d: %@; test acc %.2f%% → %.2f%%", id.description, e.epoch,
+                                           events.map { "\($0.layer) \($0.k)" }.joined(separator: ", "), e.pre.top1, e.post.top1))
             }
             commitQuietlyLocked(r)
         }
+    }
+
+    /// The fields of a `prune` event, from the epoch's `prune_event` (MetricsFormat.pruneEvent):
+    /// a local run's record's, or the one in a Slurm run's metrics.jsonl row.
+    static func pruneEventFields(epoch: Int, _ event: JSON) -> [(String, JSON)] {
+        [("epoch", .number(Double(epoch))), ("t_pre", event["t_pre"] ?? .null), ("t_post", event["t_post"] ?? .null),
+         ("instability", event["instability"] ?? .null), ("instability_points", event["instability_points"] ?? .null),
+         ("layers", event["layers"] ?? .array([]))]
     }
 
     func workerCheckpointed(_ id: RunID, file: String?, error: String?) {

@@ -130,13 +130,18 @@ extension Daemon {
 
     // MARK: specs
 
-    /// Builds and validates the canonical spec JSON from a preset or inline spec plus overrides,
-    /// with a dataset `peer` may use (PeerAccess).
+    /// Builds (SpecBuilder) and validates the canonical spec JSON from a preset or inline spec
+    /// plus overrides, with a dataset `peer` may use (PeerAccess).
     func buildSpec(base: JSON?, preset: String?, overrides: [Override], peer: Peer) throws -> (JSON, RunSpec) {
-        var json = try Daemon.composeSpec(base: base, preset: preset, overrides: overrides)
-        // Relative dataset paths are the daemon's data root's.
-        if let path = json["dataset"]?["path"]?.stringValue, !path.isEmpty, !path.hasPrefix("/") {
-            json = try Daemon.setPath(json, ["dataset", "path"], .string(dataRoot + "/" + path), full: "dataset.path")
+        var json: JSON
+        do {
+            json = try SpecBuilder.compose(base: base, preset: preset, overrides: overrides.map { ($0.path, $0.value) }).json
+            // Relative dataset paths are the daemon's data root's.
+            if let path = json["dataset"]?["path"]?.stringValue, !path.isEmpty, !path.hasPrefix("/") {
+                json = try SpecBuilder.set(json, path: "dataset.path", to: .string(dataRoot + "/" + path))
+            }
+        } catch let e as SpecSourceError {
+            throw ProtocolError(e)
         }
         let spec: RunSpec
         do {
@@ -156,59 +161,6 @@ extension Daemon {
                                 + (spec.data.kind == .cifar10 ? " (download CIFAR-10's binary version there first)" : ""))
         }
         return (spec.json, spec)
-    }
-
-    /// The spec JSON a preset (its `epochs` override scales the schedule, keeping its shape:
-    /// ScheduleScaling.swift) or an inline spec makes with the overrides applied, before the
-    /// dataset path is resolved and the spec validated. `pruned schedule` builds its spec here too.
-    public static func composeSpec(base: JSON?, preset: String?, overrides: [Override]) throws -> JSON {
-        var json: JSON
-        var rest = overrides
-        if let preset {
-            guard let p = Presets.named(preset) else {
-                throw ProtocolError(.notFound, "no preset '\(preset.prefix(60))'; `pruned presets` lists them")
-            }
-            var s = p.spec
-            if let i = rest.firstIndex(where: { $0.path == "epochs" }) {
-                guard let n = rest[i].value.intValue, (1 ... 100_000).contains(n) else {
-                    throw ProtocolError(.badSpec, "run spec field 'epochs': must be an integer in 1…100000")
-                }
-                s = Presets.scale(s, toEpochs: n).0
-                rest.remove(at: i)
-            }
-            s.name = s.name.isEmpty ? preset : s.name
-            json = s.json
-        } else if let base {
-            json = base
-        } else {
-            throw ProtocolError(.badArgument, "name a preset or give spec={...}")
-        }
-        for o in rest { json = try Daemon.setPath(json, o.path.split(separator: ".").map(String.init), o.value, full: o.path) }
-        return json
-    }
-
-    /// Sets `value` at a dotted path, creating objects on the way; numeric segments index arrays.
-    static func setPath(_ json: JSON, _ path: [String], _ value: JSON, full: String) throws -> JSON {
-        guard let key = path.first else { return value }
-        let rest = Array(path.dropFirst())
-        switch json {
-        case .object(var pairs):
-            if let i = pairs.firstIndex(where: { $0.0 == key }) {
-                pairs[i].1 = try setPath(pairs[i].1, rest, value, full: full)
-            } else {
-                pairs.append((key, try setPath(.object([]), rest, value, full: full)))
-            }
-            return .object(pairs)
-        case .array(var items):
-            guard key.utf8.allSatisfy({ (48 ... 57).contains($0) }), let i = Int(key), items.indices.contains(i) else {
-                throw ProtocolError(.badSpec, "override \(full): '\(key)' is not an index of the array"
-                                    + (items.isEmpty ? " (it is empty)" : " (0…\(items.count - 1))"))
-            }
-            items[i] = try setPath(items[i], rest, value, full: full)
-            return .array(items)
-        default:
-            throw ProtocolError(.badSpec, "override \(full): '\(key)' goes inside \(json.typeName)")
-        }
     }
 
     // MARK: submit, set, fork
@@ -421,11 +373,11 @@ extension Daemon {
             case .running:
                 guard let w = workers[id] else { throw ProtocolError(.internal, "\(id) is running without a worker") }
                 if w.stop == nil {
-                    r.pending = "pause"
+                    r.pending = .pause
                     try commitLocked(r)
                     w.stop = .pause
                 } else if w.stop != .pause {
-                    throw ProtocolError(.badState, "\(id) is already stopping (\(r.pending ?? "shutdown"))")
+                    throw ProtocolError(.badState, "\(id) is already stopping (\(r.pending?.rawValue ?? "shutdown"))")
                 }
                 let token = newTokenLocked()
                 w.stopWaiters.append(token)
@@ -447,7 +399,7 @@ extension Daemon {
             case .running:
                 guard let w = workers[id] else { throw ProtocolError(.internal, "\(id) is running without a worker") }
                 if case .cancel = w.stop {} else {
-                    r.pending = "cancel"
+                    r.pending = .cancel
                     try commitLocked(r)
                     w.stop = .cancel(peer.uid)
                 }
@@ -568,5 +520,16 @@ extension Daemon {
             }
         }
         return .object([("run", .string(id.description)), ("kind", .string(kind.rawValue)), ("rows", .array(rows))])
+    }
+}
+
+extension ProtocolError {
+    /// A spec's source or override problem as the protocol reports it.
+    init(_ e: SpecSourceError) {
+        switch e.kind {
+        case .unknownPreset: self.init(.notFound, e.message)
+        case .noSource: self.init(.badArgument, e.message)
+        case .badOverride: self.init(.badSpec, e.message)
+        }
     }
 }

@@ -33,7 +33,7 @@ public struct RunRecord: Equatable, Sendable {
     public var reason: String?
     public var cancelledBy: UInt32?
     /// A pause or cancel that was requested but not yet carried out (survives a crash).
-    public var pending: String?
+    public var pending: PendingStop?
     public var starts: Int = 0
     // Progress (durable as of the last ledger write; live values are kept in memory).
     public var epochsDone: Int = 0
@@ -61,7 +61,7 @@ public struct RunRecord: Equatable, Sendable {
             ("model", spec["model"] ?? .null),
             ("created", .number(created)), ("started", opt(started)), ("finished", opt(finished)),
             ("reason", opts(reason)), ("cancelled_by", cancelledBy.map { .number(Double($0)) } ?? .null),
-            ("pending", opts(pending)), ("starts", .number(Double(starts))),
+            ("pending", opts(pending?.rawValue)), ("starts", .number(Double(starts))),
             ("fork_of", opts(forkOf)), ("fork_checkpoint", opts(forkCheckpoint)),
             ("progress", .object([
                 ("epochs_done", .number(Double(epochsDone))), ("epochs", .number(Double(epochs))),
@@ -121,7 +121,7 @@ public struct RunRecord: Equatable, Sendable {
         finished = j["finished"]?.doubleValue
         reason = j["reason"]?.stringValue
         cancelledBy = try uid("cancelled_by")
-        pending = j["pending"]?.stringValue
+        pending = j["pending"]?.stringValue.flatMap(PendingStop.init(rawValue:))
         starts = j["starts"]?.intValue ?? 0
         let p = j["progress"]
         epochsDone = p?["epochs_done"]?.intValue ?? 0

@@ -383,7 +383,7 @@ final class SlurmExecutor: @unchecked Sendable {
                                                            ("array_index", .number(Double(i)))],
                               message: "\(r.id) submitted to Slurm as \(jobID)_\(i)")
             // Changed meanwhile (the handlers do not wait for sbatch): carry it out in Slurm.
-            if r.state == .cancelled || r.pending == "cancel" {
+            if r.state == .cancelled || r.pending == .cancel {
                 FileManager.default.createFile(atPath: daemon.runDirectory(r.id).slurmCancel, contents: nil)
                 actions.append(.scancel(r.id, task: "\(jobID)_\(i)"))
             } else if r.state == .held {
@@ -552,9 +552,9 @@ final class SlurmExecutor: @unchecked Sendable {
                     r.state = .failed
                     r.reason = "pruned run failed in \(where_): \(obs.progress?["reason"]?.stringValue ?? "no reason given")"
                     r.finished = daemon.now()
-                } else if r.pending == "pause" {
+                } else if r.pending == .pause {
                     r.state = .paused
-                } else if r.pending == "cancel" || r.state == .cancelled {
+                } else if r.pending == .cancel || r.state == .cancelled {
                     r.state = .cancelled
                     r.finished = r.finished ?? daemon.now()
                 } else if s.resubmits < daemon.config.slurmRetries {
@@ -610,11 +610,7 @@ final class SlurmExecutor: @unchecked Sendable {
                                               row["test_acc"]?.doubleValue ?? 0))
             if let prune {
                 r.lastInstability = prune["instability"]?.doubleValue
-                daemon.emitLocked("prune", run: r.id, fields: [
-                    ("epoch", .number(Double(epoch))), ("t_pre", prune["t_pre"] ?? .null), ("t_post", prune["t_post"] ?? .null),
-                    ("instability", prune["instability"] ?? .null), ("instability_points", prune["instability_points"] ?? .null),
-                    ("layers", prune["layers"] ?? .array([])),
-                ])
+                daemon.emitLocked("prune", run: r.id, fields: Daemon.pruneEventFields(epoch: epoch, prune))
             }
         }
     }
@@ -651,8 +647,8 @@ extension Daemon {
         guard let ex = slurmExecutor else { return nil }
         return try lock.withLock {
             guard var r = runs[id], r.executor == .slurm, var s = r.slurm, s.active, let task = s.taskID else { return nil }
-            if let p = r.pending, p != (cancel ? "cancel" : "pause") {
-                throw ProtocolError(.badState, "\(id) is already stopping (\(p))")
+            if let p = r.pending, p != (cancel ? .cancel : .pause) {
+                throw ProtocolError(.badState, "\(id) is already stopping (\(p.rawValue))")
             }
             if r.pending == nil {
                 do {
@@ -660,7 +656,7 @@ extension Daemon {
                 } catch {
                     throw ProtocolError(.storage, "cannot write \(runDirectory(id).slurmCancel): \(error)")
                 }
-                r.pending = cancel ? "cancel" : "pause"
+                r.pending = cancel ? .cancel : .pause
                 if cancel { r.cancelledBy = peer.uid }
                 s.note = nil
                 r.slurm = s

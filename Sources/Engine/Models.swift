@@ -5,6 +5,14 @@ import Foundation
 
 public enum Architecture: String, CaseIterable, Sendable, Codable {
     case vgg11_bn, resnet18, resnet20, resnet56, conv4
+
+    /// A residual network: its first convolution (the stem, before any block) is not prunable.
+    public var isResNet: Bool {
+        switch self {
+        case .resnet18, .resnet20, .resnet56: return true
+        case .vgg11_bn, .conv4: return false
+        }
+    }
 }
 
 public enum ModelFactory {
@@ -21,7 +29,7 @@ public enum ModelFactory {
         case .conv4: layers = conv4(store, classes, w)
         }
         store.finalise(seed: seed)
-        return Network(architecture: architecture.rawValue, store: store, layers: layers,
+        return Network(architecture: architecture, store: store, layers: layers,
                        inputShape: FeatureShape(channels: 3, height: 32, width: 32), classes: classes)
     }
 

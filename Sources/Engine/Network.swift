@@ -3,13 +3,13 @@
 // the per-sample input shape it expects.
 
 public final class Network {
-    public let architecture: String
+    public let architecture: Architecture
     public let store: ParameterStore
     public let layers: [Layer]
     public let inputShape: FeatureShape
     public let classes: Int
 
-    public init(architecture: String, store: ParameterStore, layers: [Layer], inputShape: FeatureShape, classes: Int) {
+    public init(architecture: Architecture, store: ParameterStore, layers: [Layer], inputShape: FeatureShape, classes: Int) {
         self.architecture = architecture
         self.store = store
         self.layers = layers

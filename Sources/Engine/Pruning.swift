@@ -1,4 +1,4 @@
-// Pruning during training (spec §5): the per-layer linear schedule, the scores (L1, L2, E[BN],
+// Pruning during training (spec §5), carrying out a PruningPlan (PruningPlan.swift): the per-layer linear schedule, the scores (L1, L2, E[BN],
 // E[BN]_alt, activations), the selection of exactly k units among the unpruned ones (with the
 // authors' tie rule), and masks. Masking is done by keeping pruned units at exactly zero in
 // storage — weights, BatchNorm γ/β and their optimizer moments — and re-applying that after
@@ -6,73 +6,6 @@
 // (spec §5.6). In noise mode (spec §7) nothing is masked: targeted filters are perturbed for a
 // window of forward calls instead.
 import Foundation
-
-public enum PruneScore: String, CaseIterable, Sendable { case l2, l1, ebn, ebn_alt, activations }
-public enum PruneTarget: String, CaseIterable, Sendable { case smallest, largest, random }
-public enum PruneGranularity: String, CaseIterable, Sendable {
-    /// Whole filters (conv) or neurons (dense).
-    case structured
-    /// Individual weights (dense layers; the poster's Conv4 "U" condition).
-    case unstructured
-}
-
-/// One layer's share of a pruning plan.
-public struct LayerPlan: Sendable, Equatable {
-    public var name: String
-    public var fraction: Double
-    public var start: Int
-    public var end: Int
-    public var period: Int
-
-    public init(name: String, fraction: Double, start: Int, end: Int, period: Int) {
-        self.name = name
-        self.fraction = fraction
-        self.start = start
-        self.end = end
-        self.period = period
-    }
-
-    /// range(start, end + 1, period): the 0-based epochs after whose training this layer prunes.
-    public var events: [Int] { Array(stride(from: start, through: end, by: max(period, 1))) }
-}
-
-public struct NoisePlan: Sendable, Equatable {
-    public enum Mode: String, CaseIterable, Sendable { case iter, cumu }
-    public enum Kind: String, CaseIterable, Sendable { case gaussian, zeroing }
-    public var mode: Mode
-    public var kind: Kind
-    /// N: noise is applied on N + 1 forward calls after each targeting event.
-    public var batches: Int
-    public var restore: Bool
-
-    public init(mode: Mode, kind: Kind, batches: Int, restore: Bool) {
-        self.mode = mode
-        self.kind = kind
-        self.batches = batches
-        self.restore = restore
-    }
-}
-
-public struct PruningPlan: Sendable, Equatable {
-    public var layers: [LayerPlan]
-    public var score: PruneScore = .l2
-    public var target: PruneTarget = .largest
-    public var granularity: PruneGranularity = .structured
-    /// Mask the BatchNorm that follows a pruned conv (false: the F5_0 "Prune_L" variant where
-    /// BN β still passes through).
-    public var maskBatchNorm = true
-    /// Prune the whole fraction at epoch 0 before any training (start = end = 0).
-    public var scratch = false
-    public var noise: NoisePlan?
-
-    public init(layers: [LayerPlan]) { self.layers = layers }
-}
-
-public struct PruningPlanError: Error, CustomStringConvertible, Equatable {
-    public let field: String
-    public let message: String
-    public var description: String { "\(field): \(message)" }
-}
 
 /// The schedule arithmetic of spec §5.2, in IEEE double exactly as the authors' Python.
 public enum PruneSchedule {
@@ -159,7 +92,7 @@ extension Network {
         let lastLinear = layers.lastIndex { $0 is Linear }
         for (i, l) in layers.enumerated() {
             switch l {
-            case let c as Conv2D where i > 0 || architecture != "resnet18" && architecture != "resnet20" && architecture != "resnet56":
+            case let c as Conv2D where i > 0 || !architecture.isResNet:
                 let bn = i + 1 < layers.count ? layers[i + 1] as? BatchNorm2D : nil
                 out.append(PrunableLayer(name: c.name, conv: c, linear: nil, batchNorm: bn, block: nil,
                                          isSecondBlockConv: false, topLevel: true))
@@ -216,68 +149,41 @@ public final class Pruner {
 
     static let inactive = Int.max / 2
 
-    /// Validates `plan` against `network`; every problem names the field (`layers[i].name`…).
+    /// Validates `plan` (`PruningPlan.validate`) and then against `network`; every problem
+    /// names the field (`layers[i].name`…).
     public init(plan: PruningPlan, network: Network, seed: UInt64, epochs: Int) throws {
+        try plan.validate(epochs: epochs)
         self.plan = plan
         self.network = network
         self.seed = seed
         let available = network.prunableLayers()
+        let model = network.architecture.rawValue
         var found: [(Int, PrunableLayer, LayerPlan)] = []
-        if plan.layers.isEmpty { throw PruningPlanError(field: "layers", message: "must name at least one layer") }
         for (i, lp) in plan.layers.enumerated() {
             let f = "layers[\(i)]"
             guard let pos = available.firstIndex(where: { $0.name == lp.name }) else {
-                throw PruningPlanError(field: f + ".name", message: "no prunable layer \"\(lp.name)\" in \(network.architecture); "
+                throw PruningPlanError(field: f + ".name", message: "no prunable layer \"\(lp.name)\" in \(model); "
                                        + "prunable layers: \(available.map(\.name).joined(separator: ", "))")
             }
-            if found.contains(where: { $0.0 == pos }) { throw PruningPlanError(field: f + ".name", message: "\(lp.name) is listed twice") }
             let layer = available[pos]
-            guard lp.fraction > 0 && lp.fraction < 1 else {
-                throw PruningPlanError(field: f + ".fraction", message: "must be in (0, 1), got \(lp.fraction)")
+            if plan.score.needsBatchNorm && layer.batchNorm == nil {
+                throw PruningPlanError(field: "score", message: "\(plan.score.rawValue) needs a BatchNorm after \(lp.name); \(model) has none there")
             }
-            guard lp.start >= 0 else { throw PruningPlanError(field: f + ".start", message: "must be ≥ 0, got \(lp.start)") }
-            guard lp.end >= lp.start else {
-                throw PruningPlanError(field: f + ".end", message: "must be ≥ start (\(lp.start)), got \(lp.end)")
-            }
-            guard lp.end < epochs else {
-                throw PruningPlanError(field: f + ".end", message: "epoch \(lp.end) is not before the end of training (epochs = \(epochs), events are 0-based)")
-            }
-            guard lp.period >= 1 else { throw PruningPlanError(field: f + ".period", message: "must be ≥ 1, got \(lp.period)") }
-            if plan.scratch && (lp.start != 0 || lp.end != 0) {
-                throw PruningPlanError(field: f + ".start", message: "scratch pruning happens at epoch 0: start and end must be 0")
-            }
-            switch plan.score {
-            case .ebn, .ebn_alt:
-                if layer.batchNorm == nil {
-                    throw PruningPlanError(field: "score", message: "\(plan.score.rawValue) needs a BatchNorm after \(lp.name); \(network.architecture) has none there")
-                }
-            case .activations:
-                if layer.block == nil {
-                    throw PruningPlanError(field: "score", message: "activations is defined for residual-block convolutions, not \(lp.name)")
-                }
-            case .l1, .l2: break
+            if plan.score.needsResidualBlock && layer.block == nil {
+                throw PruningPlanError(field: "score", message: "\(plan.score.rawValue) is defined for residual-block convolutions, not \(lp.name)")
             }
             if plan.granularity == .unstructured && layer.linear == nil {
                 throw PruningPlanError(field: "granularity", message: "unstructured pruning applies to dense layers; \(lp.name) is a convolution")
             }
-            if plan.granularity == .unstructured && plan.score != .l1 && plan.score != .l2 {
-                throw PruningPlanError(field: "score", message: "unstructured pruning scores weights by magnitude: use l1 or l2")
-            }
-            if plan.noise != nil {
+            if let noise = plan.noise {
                 if !layer.topLevel || layer.conv == nil {
                     throw PruningPlanError(field: f + ".name", message: "noise injection applies to top-level convolutions (VGG11, Conv4), not \(lp.name)")
                 }
-                if plan.noise?.restore == true && layer.batchNorm == nil {
+                if noise.restore && layer.batchNorm == nil {
                     throw PruningPlanError(field: "noise.restore", message: "restore saves the BatchNorm after \(lp.name); it has none")
                 }
             }
             found.append((pos, layer, lp))
-        }
-        if plan.noise != nil && (plan.score == .ebn || plan.score == .ebn_alt || plan.score == .activations) {
-            throw PruningPlanError(field: "noise", message: "noise targets filters by weight norm: use score l1 or l2")
-        }
-        if plan.noise != nil && plan.granularity == .unstructured {
-            throw PruningPlanError(field: "noise", message: "noise injection is defined for structured (filter) targets")
         }
         found.sort { $0.0 < $1.0 }    // forward order, as the authors' module walk
         layers = found.map(\.1)
@@ -288,7 +194,7 @@ public final class Pruner {
         newlyTargeted = [[Int]](repeating: [], count: layers.count)
         noiseEventEpoch = [Int](repeating: 0, count: layers.count)
         saved = [[Float]](repeating: [], count: layers.count)
-        if plan.score == .activations { for l in layers { l.block?.enableActivationScores() } }
+        if plan.score.needsActivations { for l in layers { l.block?.enableActivationScores() } }
         if plan.noise != nil { installNoiseHook() }
     }
 
@@ -314,8 +220,8 @@ public final class Pruner {
         switch plan.score {
         case .ebn, .ebn_alt:
             guard let bn = layer.batchNorm else { return [] }
-            let g = store.value(bn.gamma), b = store.value(bn.beta)
-            return (0 ..< bn.channels).map { PruneSchedule.expectedBN(gamma: Double(g[$0]), beta: Double(b[$0]), signed: plan.score == .ebn_alt) }
+            let g = store.value(bn.gamma), b = store.value(bn.beta), signed = plan.score.usesSignedGamma
+            return (0 ..< bn.channels).map { PruneSchedule.expectedBN(gamma: Double(g[$0]), beta: Double(b[$0]), signed: signed) }
         case .activations:
             guard let block = layer.block, let a = block.activationScores else { return [] }
             return layer.isSecondBlockConv ? a.conv2 : a.conv1
@@ -399,13 +305,13 @@ public final class Pruner {
         for (l, layer) in layers.enumerated() {
             let pruned = (0 ..< kept[l].count).filter { !kept[l][$0] }
             if pruned.isEmpty { continue }
-            let ebn = plan.score == .ebn || plan.score == .ebn_alt
+            let throughBatchNorm = plan.score.prunesThroughBatchNorm
             if let c = layer.conv {
-                if !ebn {
+                if !throughBatchNorm {
                     let w = c.weight.offset, len = c.fanIn
                     for u in pruned { ranges.append(w + u * len ..< w + (u + 1) * len) }
                 }
-                if let bn = layer.batchNorm, ebn || plan.maskBatchNorm {
+                if let bn = layer.batchNorm, throughBatchNorm || plan.maskBatchNorm {
                     for u in pruned {
                         ranges.append(bn.gamma.offset + u ..< bn.gamma.offset + u + 1)
                         ranges.append(bn.beta.offset + u ..< bn.beta.offset + u + 1)

@@ -67,7 +67,8 @@ public struct CheckpointSpec: Sendable, Equatable {
 }
 
 public struct RunSpec: Sendable, Equatable {
-    /// The longest run (`epochs`); LR milestones and pruning periods are bounded by it too.
+    /// The longest run (`epochs`); LR milestones are bounded by it too, pruning periods by
+    /// the same number (`PruningPlan.maxPeriod`).
     public static let maxEpochs = 100_000
     /// Entries of `lr_milestones`.
     public static let maxMilestones = 1000
@@ -160,6 +161,9 @@ public struct RunSpec: Sendable, Equatable {
                                        restore: try n.bool("restore", default: false))
             try n.finish()
         }
+        if let plan = pruning {
+            do { try plan.validate(epochs: epochs) } catch let e as PruningPlanError { throw SpecError(e) }
+        }
         if let c = try r.object("checkpoint") {
             var cs = CheckpointSpec()
             cs.everySteps = try c.optionalInt("every_steps", { $0 >= 1 && $0 <= 1_000_000_000 }, "a number of steps in 1…1000000000")
@@ -190,29 +194,21 @@ public struct RunSpec: Sendable, Equatable {
         try r.finish()
     }
 
+    /// Reads the "pruning" section: each field's type here, the plan's rules in
+    /// `PruningPlan.validate` (called once the noise section is read too).
     static func readPruning(_ p: FieldReader, epochs: Int) throws -> PruningPlan {
+        typealias Rule = PruningPlan.Rule
         let scratch = try p.bool("scratch", default: false)
-        let period = try p.int("period", default: 1, { $0 >= 1 && $0 <= maxEpochs }, "a number of epochs in 1…\(maxEpochs)")
-        guard let items = try p.objects("layers"), !items.isEmpty else {
-            throw SpecError(field: p.field("layers"), message: "is required: a non-empty array of {name, fraction, start, end[, period]}")
-        }
+        let period = try p.int("period", default: 1, { $0 >= 1 && $0 <= PruningPlan.maxPeriod }, Rule.period)
         var layers: [LayerPlan] = []
-        for item in items {
+        for item in try p.objects("layers") ?? [] {
             let name = try item.string("name")
-            let fraction = try item.double("fraction", { $0 > 0 && $0 < 1 }, "in (0, 1)")
-            let start = try item.int("start", default: scratch ? 0 : nil, { $0 >= 0 && $0 < epochs }, "an epoch in 0…\(epochs - 1) (0-based)")
-            let end = try item.int("end", default: scratch ? 0 : nil, { $0 >= start }, "≥ start (\(start))")
-            if end >= epochs {
-                throw SpecError(field: item.field("end"), message: "epoch \(end) is not before the end of training (epochs = \(epochs); epochs are 0-based)")
-            }
-            if scratch && (start != 0 || end != 0) {
-                throw SpecError(field: item.field("start"), message: "scratch pruning happens at epoch 0: start and end must be 0")
-            }
+            let fraction = try item.double("fraction", default: nil, nil, Rule.fraction)
+            let start = try item.int("start", default: scratch ? 0 : nil, nil, Rule.start(epochs: epochs))
+            let end = try item.int("end", default: scratch ? 0 : nil, nil, Rule.end(start: start))
             let lp = LayerPlan(name: name, fraction: fraction, start: start, end: end,
-                               period: try item.int("period", default: period, { $0 >= 1 && $0 <= maxEpochs },
-                                                    "a number of epochs in 1…\(maxEpochs)"))
+                               period: try item.int("period", default: period, nil, Rule.period))
             try item.finish()
-            if layers.contains(where: { $0.name == name }) { throw SpecError(field: item.field("name"), message: "\(name) is listed twice") }
             layers.append(lp)
         }
         var plan = PruningPlan(layers: layers)
@@ -246,9 +242,7 @@ public struct RunSpec: Sendable, Equatable {
             }
         }
         guard let plan = pruning else { return }
-        do { _ = try Pruner(plan: plan, network: net, seed: seed, epochs: epochs) } catch let e as PruningPlanError {
-            throw SpecError(field: e.field.hasPrefix("noise") ? e.field : "pruning." + e.field, message: e.message)
-        }
+        do { _ = try Pruner(plan: plan, network: net, seed: seed, epochs: epochs) } catch let e as PruningPlanError { throw SpecError(e) }
     }
 
     /// A rough estimate of the memory of one run, in bytes: one training batch's activations
@@ -315,5 +309,13 @@ public struct RunSpec: Sendable, Equatable {
                                           ("batches", .number(Double(n.batches))), ("restore", .bool(n.restore))])))
         }
         return out
+    }
+}
+
+extension SpecError {
+    /// A pruning plan's problem under the spec's field names: the plan's fields are in the
+    /// "pruning" section, the noise fields in "noise".
+    init(_ e: PruningPlanError) {
+        self.init(field: e.field.hasPrefix("noise") ? e.field : "pruning." + e.field, message: e.message)
     }
 }

@@ -49,7 +49,7 @@ public struct SchedulePreview: Sendable {
             let net = ModelFactory.make(spec.architecture, classes: spec.data.kind.classes, width: spec.width, seed: spec.seed)
             let pruner: Pruner
             do { pruner = try Pruner(plan: plan, network: net, seed: spec.seed, epochs: spec.epochs) } catch let e as PruningPlanError {
-                throw SpecError(field: e.field.hasPrefix("noise") ? e.field : "pruning." + e.field, message: e.message)
+                throw SpecError(e)
             }
             for (l, lp) in pruner.plans.enumerated() {
                 let units = pruner.kept[l].count

@@ -5,6 +5,7 @@
 // build and thread count.
 import Engine
 import Foundation
+import Results
 
 /// The result of one epoch, as recorded in metrics.jsonl.
 public struct EpochRecord: Sendable, Equatable {
@@ -38,11 +39,16 @@ public struct EpochRecord: Sendable, Equatable {
     /// A pruning epoch in the statistics' sense (spec §6.2): the average pruned score is > 0.
     public var isPruningEpoch: Bool { (averagePrunedScore ?? -1) > 0 }
 
+    /// The epoch as the per-run statistics read it (Results' RunMetrics).
+    public var accuracy: EpochAccuracy {
+        EpochAccuracy(epoch: epoch, train: train.top1, preTest: pre.top1, postTest: post.top1, isPruningEpoch: isPruningEpoch)
+    }
+
     /// (t_pre − t_post) / t_pre, the code's (relative) instability of this epoch's event.
-    public var instability: Double? { isPruningEpoch && pre.top1 > 0 ? (pre.top1 - post.top1) / pre.top1 : nil }
+    public var instability: Double? { accuracy.instability }
 
     /// t_pre − t_post in accuracy points, the poster's (absolute) instability.
-    public var instabilityPoints: Double? { isPruningEpoch ? pre.top1 - post.top1 : nil }
+    public var instabilityPoints: Double? { accuracy.instabilityPoints }
 }
 
 /// Training diverged: a step's loss, or the weights after it, is not a finite number. The
@@ -126,7 +132,7 @@ public final class Trainer {
         context = ExecutionContext(threads: threads)
         if let plan = spec.pruning {
             do { pruner = try Pruner(plan: plan, network: network, seed: spec.seed, epochs: spec.epochs) } catch let e as PruningPlanError {
-                throw SpecError(field: e.field.hasPrefix("noise") ? e.field : "pruning." + e.field, message: e.message)
+                throw SpecError(e)
             }
         } else {
             pruner = nil

@@ -24,6 +24,18 @@ func appendRaw(_ text: String, to path: String) throws {
         return r
     }
 
+    /// A pending stop is typed in memory and the same string in the ledger's JSON.
+    @Test func pendingStopRoundTrips() throws {
+        for pending in [PendingStop.pause, .cancel] {
+            var r = record(1, .running)
+            r.pending = pending
+            #expect(r.json["pending"] == .string(pending.rawValue))
+            #expect(try RunRecord(json: r.json).pending == pending)
+        }
+        #expect(record(1).json["pending"] == .null)
+        #expect(try RunRecord(json: record(1).json).pending == nil)
+    }
+
     @Test func tornTailIsDroppedAndTruncated() throws {
         let dir = makeTempDir("ledger")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -113,7 +113,7 @@ import Testing
 
     // MARK: per-run metrics
 
-    @Test func metricsFromRowsFollowRunStatistics() {
+    @Test func perRunMetricsFromRows() {
         // Pruning at epochs 2 and 4 (1-based); best post-prune accuracy counted from epoch 4 on.
         let rows = [row(1, train: 60, pre: 50, post: 50), row(2, train: 70, pre: 80, post: 60, score: 0.5),
                     row(3, train: 90, pre: 90, post: 90), row(4, train: 85, pre: 80, post: 72, score: 0.2),
@@ -122,8 +122,9 @@ import Testing
         #expect(m.lastPruningEpoch == 4)
         #expect(m.bestTestAccuracy == 75 && m.bestEpoch == 5)   // epoch 3's 90 is before the last prune; first max wins
         #expect(m.generalizationGap == 13)
-        // stabilities: 100·60/80 = 75, 100·72/80 = 90 ⇒ 82.5
+        // stabilities: 100·60/80 = 75, 100·72/80 = 90 ⇒ 82.5; points 20 and 8 ⇒ 14
         #expect(abs(m.meanStability! - 82.5) < 1e-12 && abs(m.meanInstability! - 17.5) < 1e-12)
+        #expect(m.meanInstabilityPoints == 14)
         // Without a summary the run uses these; a summary wins field by field.
         let spec = vggSpec(target: "smallest")
         #expect(RunResult(id: "p", spec: spec, rows: rows).metrics == m)
@@ -144,5 +145,17 @@ import Testing
         #expect(RunMetrics.fromRows(withNaN).bestTestAccuracy == 44)
         let s = JSON.object([("best_test_acc", .number(.nan))])
         #expect(RunMetrics(summary: s, rows: withNaN).bestTestAccuracy == 44)
+    }
+
+    /// One epoch's instability, points and stability, as metrics.jsonl and the statistics use them.
+    @Test func epochInstability() {
+        let e = EpochAccuracy(row: row(3, train: 70, pre: 80, post: 60, score: 0.5), position: 0)
+        #expect(e.epoch == 3 && e.isPruningEpoch && e.instability == 0.25 && e.instabilityPoints == 20 && e.stability == 75)
+        let quiet = EpochAccuracy(row: row(4, train: 70, pre: 80, post: 60), position: 3)
+        #expect(!quiet.isPruningEpoch && quiet.instability == nil && quiet.instabilityPoints == nil && quiet.stability == nil)
+        let zero = EpochAccuracy(epoch: 2, train: 10, preTest: 0, postTest: 0, isPruningEpoch: true)
+        #expect(zero.instability == nil && zero.instabilityPoints == 0)
+        #expect(EpochAccuracy(row: .object([("test_acc", .number(5))]), position: 6).epoch == 7)
+        #expect(RunMetrics(epochs: []) == RunMetrics() && RunMetrics(epochs: [quiet]).meanInstabilityPoints == 0)
     }
 }

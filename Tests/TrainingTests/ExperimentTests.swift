@@ -4,6 +4,7 @@
 import Engine
 import Foundation
 import PrunedJSON
+import Results
 import Testing
 import TestSupport
 import Training
@@ -148,8 +149,8 @@ func prunedSpec(_ json: String) throws -> RunSpec { try RunSpec.parse(json) }
         // The LR drop at milestone 1 happens one epoch later than without scratch pruning.
         #expect(r1.lr == 1e-3 && r2.lr == 1e-3 * 0.1)
         // Scratch only ⇒ no pruning epochs for the statistics: stability 100 %, best over all epochs.
-        let st = RunStatistics([r0, r1, r2])
-        #expect(st?.lastPruningEpoch == 0 && st?.meanStability == 100)
+        let st = RunMetrics(records: [r0, r1, r2])
+        #expect(st.lastPruningEpoch == 0 && st.meanStability == 100)
     }
 
     @Test(arguments: [NoisePlan.Kind.zeroing, .gaussian])

@@ -3,6 +3,7 @@ import Checkpointing
 import Engine
 import Foundation
 import PrunedJSON
+import Results
 import Testing
 import TestSupport
 import Training
@@ -143,8 +144,9 @@ func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1
             let units = 64   // conv5…conv8 have 512 filters at width 1, 64 at width 1/8
             #expect(previous[l.name] == units - PruneSchedule.finalKept(units: units, fraction: l.fraction), "\(l.name)")
         }
-        let st = try #require(RunStatistics(summary.records))
-        #expect(abs(st.meanStability - stabilities.reduce(0, +) / Double(stabilities.count)) < 1e-9)
+        let st = RunMetrics(records: summary.records)
+        let meanStability = try #require(st.meanStability)
+        #expect(abs(meanStability - stabilities.reduce(0, +) / Double(stabilities.count)) < 1e-9)
         let lastEvent = planned.compactMap { $0.events.last }.max() ?? -1
         #expect(st.lastPruningEpoch == lastEvent + 1)   // metrics count epochs from 1
         let best = summary.records.filter { $0.epoch >= lastEvent + 1 }.map(\.post.top1).max() ?? -1

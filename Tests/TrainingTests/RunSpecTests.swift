@@ -1,5 +1,6 @@
 // The run spec: defaults, canonical round trip, and every kind of bad input rejected with a
 // message naming the field.
+import Engine
 import PrunedJSON
 import Testing
 import Training
@@ -59,6 +60,31 @@ import Training
             let text = "\(error)"
             #expect(text.contains(p.1), "message should name \(p.1): \(text)")
             #expect(text.contains(p.2), "message should say \(p.2): \(text)")
+        }
+    }
+
+    /// The pruning section's rules are PruningPlan.validate's, under the spec's field names.
+    @Test func pruningRulesAreThePlansOwn() throws {
+        func spec(_ layer: String, scratch: Bool = false) -> String {
+            #"{"model": "vgg11_bn", "dataset": {"kind": "cifar10", "path": "/u"}, "epochs": 6, "pruning": {"scratch": \#(scratch), "layers": [\#(layer)]}}"#
+        }
+        let cases: [(String, Bool, LayerPlan)] = [
+            (#"{"name": "features.conv5", "fraction": 0.3, "start": 1, "end": 6}"#, false, LayerPlan(name: "features.conv5", fraction: 0.3, start: 1, end: 6, period: 1)),
+            (#"{"name": "features.conv5", "fraction": 1, "start": 1, "end": 2}"#, false, LayerPlan(name: "features.conv5", fraction: 1, start: 1, end: 2, period: 1)),
+            (#"{"name": "features.conv5", "fraction": 0.3, "start": 6, "end": 6}"#, false, LayerPlan(name: "features.conv5", fraction: 0.3, start: 6, end: 6, period: 1)),
+            (#"{"name": "features.conv5", "fraction": 0.3, "start": 0, "end": 2}"#, true, LayerPlan(name: "features.conv5", fraction: 0.3, start: 0, end: 2, period: 1)),
+        ]
+        for (layer, scratch, plan) in cases {
+            var p = PruningPlan(layers: [plan])
+            p.scratch = scratch
+            let planError = #expect(throws: PruningPlanError.self) { try p.validate(epochs: 6) }
+            let specError = #expect(throws: SpecError.self) { try RunSpec.parse(spec(layer, scratch: scratch)) }
+            #expect(specError?.field == planError.map { "pruning." + $0.field } && specError?.message == planError?.message,
+                    "\(String(describing: specError)) vs \(String(describing: planError))")
+        }
+        // A missing start reads with the same rule.
+        #expect(throws: SpecError(field: "pruning.layers[0].start", message: "is required (an integer, an epoch in 0…5 (0-based))")) {
+            try RunSpec.parse(spec(#"{"name": "features.conv5", "fraction": 0.3, "end": 2}"#))
         }
     }
 }

@@ -1,0 +1,87 @@
+// The benchmarks (use a release build): `pruned bench` (training and evaluation throughput per
+// model and thread count) and `pruned daemon-bench` (control-socket latency and the training
+// slowdown polling clients cause).
+import ArgumentParser
+import Daemon
+import Engine
+import Foundation
+import Training
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Measure training and evaluation throughput (use a release build).")
+
+    @Option(name: .long, help: "Comma-separated models: conv4, vgg11_bn, resnet18, resnet20, resnet56.") var models = "conv4,vgg11_bn,resnet18"
+    @Option(name: .long, help: "Comma-separated thread counts.") var threads = "1,2"
+    @Option(name: .long, help: "Training batch size.") var batch = 128
+    @Option(name: .long, help: "Evaluation batch size.") var evalBatch = 1000
+    @Option(name: .long, help: "Timed repetitions per measurement (median reported).") var repetitions = 5
+    @Flag(name: .long, help: "Print one JSON object per measurement.") var json = false
+    @Flag(name: .long, help: "Print a per-layer time profile of the training step.") var profile = false
+    @Option(name: .long, help: "Convolution algorithm: automatic (Winograd for 3×3 stride-1 convolutions with ≥ 16 input channels), im2col or winograd.")
+    var conv = "automatic"
+
+    func run() throws {
+        guard let algorithm = ConvAlgorithm(rawValue: conv) else {
+            throw ValidationError("unknown convolution algorithm \(conv); allowed: \(ConvAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let archs = try models.split(separator: ",").map { name -> Architecture in
+            let n = name == "vgg11" ? "vgg11_bn" : String(name)
+            guard let a = Architecture(rawValue: n) else {
+                throw ValidationError("unknown model \(name); allowed: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return a
+        }
+        let counts = try threads.split(separator: ",").map { t -> Int in
+            guard let n = Int(t), (1 ... 256).contains(n) else { throw ValidationError("bad thread count \(t)") }
+            return n
+        }
+        guard batch >= 1, evalBatch >= 1, repetitions >= 1 else { throw ValidationError("sizes must be positive") }
+        if !json { print("model      mode   threads batch  images/s   GFLOP/s") }
+        for a in archs {
+            for t in counts {
+                let results = Benchmark.run(architecture: a, threads: t, batch: batch, evalBatch: evalBatch,
+                                            repetitions: repetitions, convolution: algorithm, profile: profile) { json ? printErr($0) : print($0) }
+                for r in results {
+                    if json { print(r.json.rendered) } else {
+                        print(String(format: "%-10@ %-6@ %7d %5d %9.1f %9.1f", r.model as NSString, r.mode as NSString,
+                                     r.threads, r.batch, r.imagesPerSecond, r.gflops))
+                    }
+                    fflush(stdout)
+                }
+            }
+        }
+    }
+}
+
+struct DaemonBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon-bench",
+        abstract: "Measure control-socket latency and the training slowdown caused by polling clients (release build).")
+
+    @Option(name: .long, help: "Fashion-MNIST directory.") var data = "/usr/share/datasets/fashion-mnist"
+    @Option(name: .long, help: "Model trained meanwhile.") var model = "conv4"
+    @Option(name: .long, help: "Training threads.") var threads = 2
+    @Option(name: .long, help: "Polling clients in the loaded windows.") var clients = 100
+    @Option(name: .long, help: "Seconds between requests of one client.") var pollInterval = 0.1
+    @Option(name: .long, help: "Seconds per window.") var window = 20.0
+    @Option(name: .long, help: "Quiet/loaded window pairs.") var pairs = 2
+    @Option(name: .long, help: "Instead: status round trips while this many forks of a full-width checkpoint are made.") var forks: Int?
+    @Option(name: .long, help: "With --forks: the model whose checkpoint is forked.") var forkModel = "vgg11_bn"
+    @Flag(name: .long, help: "Print JSON lines.") var json = false
+
+    func run() throws {
+        var b = DaemonBenchmark()
+        b.dataPath = data; b.model = model; b.threads = threads; b.clients = clients
+        b.pollInterval = pollInterval; b.window = window; b.pairs = pairs
+        if let forks {
+            for line in try b.forkLatency(model: forkModel, forks: max(1, min(forks, 1000))) { printErr($0) } {
+                print(json ? line.rendered : line.pretty)
+            }
+            return
+        }
+        let r = try b.run { printErr($0) }
+        for line in DaemonBenchmark.report(r, clients: clients, pollInterval: pollInterval) {
+            print(json ? line.rendered : line.pretty)
+        }
+    }
+}
