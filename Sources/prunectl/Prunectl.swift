@@ -109,7 +109,7 @@ struct Version: ParsableCommand {
     func run() throws {
         try guarded {
             try perform(g, .version) { j in
-                "daemon \(j["daemon"]?.stringValue ?? "?") (build \(j["build"]?.stringValue ?? "?")), protocol \(j["protocol"]?.intValue ?? 0); prunectl 0.1.0"
+                "daemon \(j["daemon"]?.stringValue ?? "?") (build \(j["build"]?.stringValue ?? "?")), protocol \(j["protocol"]?.intValue ?? 0); prunectl \(ProtocolInfo.softwareVersion)"
             }
         }
     }

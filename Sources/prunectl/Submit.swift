@@ -104,13 +104,6 @@ enum SeedRange {
     }
 }
 
-/// A tag-safe rendering of a grid value (tags allow letters, digits and ._-+:@).
-func tagSafe(_ s: String) -> String {
-    String(s.unicodeScalars.map { c -> Character in
-        ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || "._-+:@".unicodeScalars.contains(c) ? Character(c) : "_"
-    }).prefix(64).description
-}
-
 /// Submits each edit set; prints ids. Stops at the first rejection (earlier runs stay queued).
 func submitAll(_ g: Global, _ all: [RunEdits]) throws {
     let c = try g.connect()
@@ -208,7 +201,7 @@ struct Sweep: ParsableCommand {
                     case .object, .array: label = "\(path):\(i + 1)"
                     default: label = "\(path):\(v.stringValue ?? v.rendered)"
                     }
-                    return c + [(path, v, tagSafe(label))]
+                    return c + [(path, v, RunLabel.sanitized(label))]
                 } }
             }
             let seeds: [Int] = try s.seedList() ?? []
