@@ -114,14 +114,15 @@ func submitAll(_ g: Global, _ all: [RunEdits]) throws {
             if e.dryRun {
                 // Nothing was queued: the daemon's canonical spec and the schedule it implies.
                 if g.json { print(j.rendered) } else {
-                    let spec = j["spec"]
-                    print("would queue \(spec?["name"]?.stringValue ?? "") (seed \(spec?["seed"]?.intValue ?? 0), \(spec?["model"]?.stringValue ?? ""), "
-                          + "\(spec?["epochs"]?.intValue ?? 0) epochs); nothing submitted")
-                    print(j["schedule_text"]?.stringValue ?? "", terminator: "")
+                    let dry = try DryRunReply(json: j)
+                    let spec = dry.spec
+                    print("would queue \(spec["name"]?.stringValue ?? "") (seed \(spec["seed"]?.intValue ?? 0), \(spec["model"]?.stringValue ?? ""), "
+                          + "\(spec["epochs"]?.intValue ?? 0) epochs); nothing submitted")
+                    print(dry.scheduleText, terminator: "")
                 }
                 continue
             }
-            let id = j["id"]?.stringValue ?? "?"
+            let id = try SubmitReply(json: j).id.description
             ids.append(id)
             if g.json { print(j.rendered) } else { print(id) }
         } catch let err as ProtocolError {
