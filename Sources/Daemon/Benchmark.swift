@@ -53,7 +53,7 @@ public struct DaemonBenchmark {
         let spec = #"{"model":"\#(model)","width":\#(width),"dataset":{"kind":"fashion_mnist","path":"\#(dataPath)","test_limit":1000},"#
             + #""epochs":1000,"batch_size":128,"seed":1,"checkpoint":{"every_steps":100000}}"#
         let submitted = try admin.call(try Request.parse("submit spec=" + spec))
-        guard let idText = submitted["id"]?.stringValue, let id = RunID(idText) else { throw ClientError("submit answered \(submitted.rendered)") }
+        let id = try SubmitReply(json: submitted).id
         func steps() -> Int {
             guard let r = daemon.record(id) else { return 0 }
             return r.epochsDone * r.stepsPerEpoch + r.step
@@ -136,7 +136,7 @@ public struct DaemonBenchmark {
         let spec = #"{"model":"\#(forkModel)","width":1,"dataset":{"kind":"fashion_mnist","path":"\#(dataPath)","train_limit":256,"test_limit":256},"#
             + #""epochs":10,"batch_size":128,"seed":1}"#
         let submitted = try admin.call(try Request.parse("submit hold=true spec=" + spec))
-        guard let idText = submitted["id"]?.stringValue, let id = RunID(idText) else { throw ClientError("submit answered \(submitted.rendered)") }
+        let id = try SubmitReply(json: submitted).id
         // The source run's checkpoint, as a run writes it after one training step (so that the
         // optimizer moments are real numbers, as in any checkpoint worth forking).
         let runSpec = try RunSpec(json: try JSON.parse(spec))

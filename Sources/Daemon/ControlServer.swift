@@ -11,39 +11,6 @@ import Training
 /// Written by signal handlers (async-signal-safe: one write to a pipe).
 nonisolated(unsafe) var signalPipeWrite: Int32 = -1
 
-final class Connection {
-    let fd: Int32
-    let peer: Peer
-    var input: [UInt8] = []
-    var output: [UInt8] = []
-    var outputStart = 0
-    var lastActivity: Double
-    /// A deferred reply this connection waits for; later requests wait behind it.
-    var waitingFor: Int?
-    var closeAfterFlush = false
-    /// The peer shut down its sending side: handle what it sent, answer, then close.
-    var peerClosed = false
-    /// The peer closed completely (POLLHUP): nothing can be delivered any more.
-    var peerGone = false
-    var subscribed = false
-    var cursor: UInt64 = 0
-    var filterRun: RunID?
-    var filterGroup: String?
-
-    init(fd: Int32, peer: Peer, now: Double) {
-        self.fd = fd
-        self.peer = peer
-        lastActivity = now
-    }
-
-    var pendingOutput: Int { output.count - outputStart }
-
-    func send(_ reply: Reply) {
-        output.append(contentsOf: reply.rendered.utf8)
-        output.append(10)
-    }
-}
-
 final class ControlServer {
     unowned let daemon: Daemon
     let listenFD: Int32
@@ -410,7 +377,7 @@ final class ControlServer {
         guard connections[c.fd] != nil else { return }
         while c.pendingOutput > 0 {
             let k = c.output.withUnsafeBytes { raw in
-                send(c.fd, raw.baseAddress! + c.outputStart, c.pendingOutput, Int32(MSG_NOSIGNAL))
+                raw.baseAddress.map { send(c.fd, $0 + c.outputStart, c.pendingOutput, Int32(MSG_NOSIGNAL)) } ?? 0
             }
             if k > 0 { c.outputStart += k; continue }
             if k < 0 && errno == EINTR { continue }

@@ -427,7 +427,7 @@ public final class Daemon: @unchecked Sendable {
                 emitLocked("checkpoint", run: id, fields: [("file", .string(file)), ("epochs_done", .number(Double(r.epochsDone))),
                                                            ("step", .number(Double(r.step)))], level: .debug,
                            message: waiters.isEmpty ? nil : "\(id) checkpoint \(file) (requested)")
-                for t in waiters { resolveLocked(t, .ok(.object([("run", .string(id.description)), ("checkpoint", .string(file))]))) }
+                for t in waiters { resolveLocked(t, .ok(CheckpointReply(run: id, checkpoint: file).json)) }
             } else {
                 let message = error ?? "unknown error"
                 emitLocked("error", run: id, fields: [("message", .string("checkpoint failed: " + message))], level: .error,
@@ -471,7 +471,7 @@ public final class Daemon: @unchecked Sendable {
             r.pending = nil
             if r.state.isTerminal { r.finished = now() }
             commitQuietlyLocked(r)
-            let reply: Reply = .ok(withChanged(r.json, true))
+            let reply: Reply = .ok(withChanged(r, true))
             for t in w.stopWaiters { resolveLocked(t, reply) }
             for t in w.checkpointWaiters + w.checkpointInFlight {
                 resolveLocked(t, .error(ProtocolError(.badState, "\(id) stopped (\(r.state.rawValue)) before the checkpoint was taken"

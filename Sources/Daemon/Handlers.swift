@@ -17,15 +17,15 @@ extension Daemon {
             }
             switch request {
             case .ping: return .reply(.ok(.object([("pong", .bool(true)), ("time", .number(now()))])))
-            case .version: return .reply(.ok(versionJSON()))
+            case .version: return .reply(.ok(versionInfo().json))
             case .help(let verb): return .reply(.ok(helpJSON(verb)))
-            case .status: return .reply(.ok(statusJSON()))
+            case .status: return .reply(.ok(status().json))
             case .quit: return .close(.ok(.object([("bye", .bool(true))])))
             case .submit(let edits): return .reply(try submit(edits, peer: peer))
             case .list(let filter): return .reply(try list(filter))
-            case .show(let id): return .reply(.ok(try show(id)))
-            case .metrics(let id, let kind, let since): return .reply(.ok(try metrics(id, kind: kind, since: since)))
-            case .logs(let id, let tail): return .reply(.ok(try logs(id, tail: tail)))
+            case .show(let id): return .reply(.ok(try show(id).json))
+            case .metrics(let id, let kind, let since): return .reply(.ok(try metrics(id, kind: kind, since: since).json))
+            case .logs(let id, let tail): return .reply(.ok(try logs(id, tail: tail).json))
             case .pause(let id):
                 try requireOwner(try existing(id), peer, "pause")
                 if let r = try slurmStop(id, peer: peer, cancel: false) { return r }
@@ -75,9 +75,8 @@ extension Daemon {
 
     func stoppingNow() -> Bool { lock.withLock { stopping != nil } }
 
-    func versionJSON() -> JSON {
-        .object([("protocol", .number(Double(ProtocolInfo.version))), ("daemon", .string(config.version)),
-                 ("build", .string(Provenance.buildID)), ("boot_id", .string(bootID))])
+    func versionInfo() -> VersionInfo {
+        VersionInfo(daemon: config.version, build: Provenance.buildID, bootID: bootID)
     }
 
     func helpJSON(_ verb: String?) -> JSON {
@@ -89,29 +88,18 @@ extension Daemon {
                         ("errors", .object(ErrorCode.allCases.map { ($0.rawValue, .string($0.meaning)) }))])
     }
 
-    func statusJSON() -> JSON {
+    func status() -> DaemonStatus {
         lock.withLock {
-            let counts = Dictionary(grouping: runs.values, by: \.state).mapValues(\.count)
             let slurmRuns = runs.values.filter { $0.executor == .slurm }
-            let slurmCounts = Dictionary(grouping: slurmRuns, by: \.state).mapValues(\.count)
             // Local runs first (their workers), then the Slurm runs whose tasks run.
-            let running = workers.keys.sorted().compactMap { runs[$0]?.summaryJSON } + runningSlurmRunsLocked().map(\.summaryJSON)
-            var pairs: [(String, JSON)] = [
-                ("daemon", .string(config.version)), ("protocol", .number(Double(ProtocolInfo.version))), ("boot_id", .string(bootID)),
-                ("uptime", .number((now() - startTime).rounded())),
-                ("runs", .object(RunState.allCases.map { ($0.rawValue, .number(Double(counts[$0] ?? 0))) })),
-            ]
-            // Only a daemon that has Slurm runs says how many of each state are Slurm's.
-            if !slurmRuns.isEmpty {
-                pairs.append(("slurm_runs", .object(RunState.allCases.map { ($0.rawValue, .number(Double(slurmCounts[$0] ?? 0))) })))
-            }
-            return .object(pairs + [
-                ("running", .array(running)),
-                ("slots", .number(Double(config.runs))), ("threads_per_run", .number(Double(config.threadsPerRun))),
-                ("draining", draining.map { .string($0.rawValue) } ?? .null), ("stopping", stopping.map { .string($0) } ?? .null),
-                ("status", .string(statusLineLocked())), ("next_seq", .number(Double(ring.nextSeq))),
-                ("state_directory", .string(config.stateDirectory)),
-            ])
+            let running = workers.keys.sorted().compactMap { runs[$0]?.info.short } + runningSlurmRunsLocked().map(\.info.short)
+            return DaemonStatus(
+                daemon: config.version, bootID: bootID, uptime: (now() - startTime).rounded(),
+                runs: Dictionary(grouping: runs.values, by: \.state).mapValues(\.count),
+                // Only a daemon that has Slurm runs says how many of each state are Slurm's.
+                slurmRuns: slurmRuns.isEmpty ? nil : Dictionary(grouping: slurmRuns, by: \.state).mapValues(\.count),
+                running: running, slots: config.runs, threadsPerRun: config.threadsPerRun, draining: draining, stopping: stopping,
+                status: statusLineLocked(), nextSeq: ring.nextSeq, stateDirectory: config.stateDirectory)
         }
     }
 
@@ -172,7 +160,7 @@ extension Daemon {
             // Nothing is created: the canonical spec and what the run would do.
             let preview: SchedulePreview
             do { preview = try SchedulePreview(spec: spec) } catch let err as SpecError { throw ProtocolError(.badSpec, err.description) }
-            return .ok(.object([("dry_run", .bool(true)), ("spec", json), ("schedule", preview.json), ("schedule_text", .string(preview.text()))]))
+            return .ok(DryRunReply(spec: json, schedule: preview.json, scheduleText: preview.text()).json)
         }
         let source = JSON.object([("preset", e.preset.map { .string($0) } ?? .null),
                                   ("overrides", .object(e.overrides.map { ($0.path, $0.value) }))])
@@ -219,8 +207,7 @@ extension Daemon {
                 throw error
             }
             dispatchLocked()
-            return .ok(.object([("id", .string(id.description)), ("state", .string((runs[id] ?? r).state.rawValue)),
-                                ("run", (runs[id] ?? r).summaryJSON)]))
+            return .ok(SubmitReply(run: (runs[id] ?? r).info.short).json)
         }
     }
 
@@ -282,7 +269,7 @@ extension Daemon {
             }
             try commitLocked(r)
             dispatchLocked()
-            return .ok(r.json)
+            return .ok(r.info.json)
         }
     }
 
@@ -345,7 +332,7 @@ extension Daemon {
         try requireOwner(r0, peer, verb)
         return try lock.withLock {
             guard var r = runs[id] else { throw ProtocolError(.notFound, "no run \(id)") }
-            if already.contains(r.state) { return .ok(withChanged(r.json, false)) }
+            if already.contains(r.state) { return .ok(withChanged(r, false)) }
             guard from.contains(r.state) else {
                 throw ProtocolError(.badState, "cannot \(verb) \(id): it is \(r.state.rawValue)" + (hint[r.state].map { "; \($0)" } ?? ""))
             }
@@ -353,14 +340,15 @@ extension Daemon {
             if to == .queued { r.reason = nil; r.finished = nil }
             try commitLocked(r)
             dispatchLocked()
-            return .ok(withChanged((runs[id] ?? r).json, true))
+            return .ok(withChanged(runs[id] ?? r, true))
         }
     }
 
-    func withChanged(_ j: JSON, _ changed: Bool) -> JSON {
-        guard case .object(var pairs) = j else { return j }
-        pairs.insert(("changed", .bool(changed)), at: 0)
-        return .object(pairs)
+    /// The full record with `changed` first: the reply of a request that changes a run's state.
+    func withChanged(_ r: RunRecord, _ changed: Bool) -> JSON {
+        var info = r.info
+        info.changed = changed
+        return info.json
     }
 
     func pause(_ id: RunID, peer: Peer) throws -> HandlerResult {
@@ -369,7 +357,7 @@ extension Daemon {
         return try lock.withLock {
             guard var r = runs[id] else { throw ProtocolError(.notFound, "no run \(id)") }
             switch r.state {
-            case .paused: return .reply(.ok(withChanged(r.json, false)))
+            case .paused: return .reply(.ok(withChanged(r, false)))
             case .running:
                 guard let w = workers[id] else { throw ProtocolError(.internal, "\(id) is running without a worker") }
                 if w.stop == nil {
@@ -394,7 +382,7 @@ extension Daemon {
         return try lock.withLock {
             guard var r = runs[id] else { throw ProtocolError(.notFound, "no run \(id)") }
             switch r.state {
-            case .cancelled: return .reply(.ok(withChanged(r.json, false)))
+            case .cancelled: return .reply(.ok(withChanged(r, false)))
             case .completed: throw ProtocolError(.badState, "cannot cancel \(id): it has completed")
             case .running:
                 guard let w = workers[id] else { throw ProtocolError(.internal, "\(id) is running without a worker") }
@@ -411,7 +399,7 @@ extension Daemon {
                 r.cancelledBy = peer.uid
                 r.finished = now()
                 try commitLocked(r)
-                return .reply(.ok(withChanged(r.json, true)))
+                return .reply(.ok(withChanged(r, true)))
             }
         }
     }
@@ -451,7 +439,7 @@ extension Daemon {
             }
             statusDirty = true
             wake()
-            return .ok(.object([("draining", draining.map { .string($0.rawValue) } ?? .null), ("running", .number(Double(workers.count)))]))
+            return .ok(DrainReply(draining: draining, running: workers.count).json)
         }
     }
 
@@ -468,42 +456,39 @@ extension Daemon {
             runs.values.filter { r in
                 (f.states.isEmpty || f.states.contains(r.state)) && (f.group == nil || r.group == f.group)
                     && (f.tag.map { r.tags.contains($0) } ?? true) && (ownerUID == nil || r.owner == ownerUID)
-            }.sorted { $0.id < $1.id }.map(\.summaryJSON)
+            }.sorted { $0.id < $1.id }.map(\.info.short)
         }
-        return .ok(.object([("runs", .array(rows)), ("count", .number(Double(rows.count)))]))
+        return .ok(RunList(runs: rows).json)
     }
 
-    func show(_ id: RunID) throws -> JSON {
+    func show(_ id: RunID) throws -> RunInfo {
         let r = try existing(id)
-        guard case .object(var pairs) = r.json else { return r.json }
         let dir = runDirectory(id)
-        let store = CheckpointStore(directory: dir.checkpoints)
-        pairs.append(("directory", .string(dir.path)))
-        if r.executor == .slurm, let s = r.slurm { pairs.append(("slurm_status", .string(Daemon.slurmStatus(r, s)))) }
-        pairs.append(("checkpoints", .array(store.list().map { .string($0.file) })))
-        if let text = try? String(contentsOfFile: dir.summary, encoding: .utf8), let s = try? JSON.parse(text) {
-            pairs.append(("summary", s))
-        }
-        return .object(pairs)
+        var info = r.info
+        info.shown = RunInfo.Shown(
+            directory: dir.path, slurmStatus: r.executor == .slurm ? r.slurm.map { Daemon.slurmStatus(r, $0) } : nil,
+            checkpoints: CheckpointStore(directory: dir.checkpoints).list().map(\.file),
+            summary: (try? String(contentsOfFile: dir.summary, encoding: .utf8)).flatMap { try? JSON.parse($0) })
+        return info
     }
 
-    func logs(_ id: RunID, tail: Int) throws -> JSON {
+    func logs(_ id: RunID, tail: Int) throws -> LogsReply {
         _ = try existing(id)
         let path = runDirectory(id).log
-        var lines: [JSON] = []
+        var lines: [String] = []
         if let data = FileManager.default.contents(atPath: path) {
             // Only the end of a long log is read.
             let bytes = data.count > tail * 400 + 65536 ? data.suffix(tail * 400 + 65536) : data[...]
             let all = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
-            lines = all.suffix(tail).map { .string(String($0)) }
+            lines = all.suffix(tail).map(String.init)
         }
         // A Slurm run's log is its task's output file.
         let slurmLines = slurmOutputLines(id)
-        if !slurmLines.isEmpty { lines = Array((lines + slurmLines.map { .string($0) }).suffix(tail)) }
-        return .object([("run", .string(id.description)), ("lines", .array(lines))])
+        if !slurmLines.isEmpty { lines = Array((lines + slurmLines).suffix(tail)) }
+        return LogsReply(run: id, lines: lines)
     }
 
-    func metrics(_ id: RunID, kind: MetricsKind, since: Int) throws -> JSON {
+    func metrics(_ id: RunID, kind: MetricsKind, since: Int) throws -> MetricsReply {
         _ = try existing(id)
         let path = runDirectory(id).metrics
         var rows: [JSON] = []
@@ -519,7 +504,7 @@ extension Daemon {
                 }
             }
         }
-        return .object([("run", .string(id.description)), ("kind", .string(kind.rawValue)), ("rows", .array(rows))])
+        return MetricsReply(run: id, kind: kind, rows: rows)
     }
 }
 

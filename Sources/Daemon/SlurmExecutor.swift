@@ -17,78 +17,6 @@ import PrunedJSON
 import RunLayout
 import Training
 
-/// A Slurm run's options and what the daemon knows of its job.
-public struct SlurmRun: Equatable, Sendable {
-    public var options: SlurmOptions
-    public var jobID: String?
-    public var arrayIndex: Int?
-    public var node: String?
-    /// Slurm's state of the task as last seen (PENDING, RUNNING, …).
-    public var state: String?
-    /// Slurm's reason for a pending task (Priority, Resources, JobHeldUser, …).
-    public var slurmReason: String?
-    /// True from a successful sbatch until the task is seen to have ended.
-    public var active = false
-    public var restarts = 0
-    public var submitAttempts = 0
-    /// Resubmissions after the task vanished without finishing.
-    public var resubmits = 0
-    /// Why the run is not submitted yet (the controller was unreachable …).
-    public var note: String?
-    /// The task's output file (sbatch --output).
-    public var output: String?
-    /// An sbatch whose answer has not been recorded: written to the ledger before sbatch runs
-    /// and cleared when its answer is. Found set at start (the daemon died meanwhile) or after a
-    /// timed-out sbatch, it makes the executor look for a job of that name and re-attach to it
-    /// instead of submitting the run a second time.
-    public var submission: Submission?
-
-    public struct Submission: Equatable, Sendable {
-        /// The job name, unique per submission: pruned-STATEID-FIRSTRUN-ATTEMPT.
-        public var jobName: String
-        /// The batch directory (runs.txt and the tasks' output files).
-        public var directory: String
-        /// When sbatch was started (seconds since 1970).
-        public var since: Double
-    }
-
-    public init(options: SlurmOptions) { self.options = options }
-
-    public var taskID: String? { jobID.flatMap { j in arrayIndex.map { "\(j)_\($0)" } } }
-
-    public var json: JSON {
-        func s(_ v: String?) -> JSON { v.map { .string($0) } ?? .null }
-        return .object([
-            ("job_id", s(jobID)), ("array_index", arrayIndex.map { .number(Double($0)) } ?? .null), ("task", s(taskID)),
-            ("node", s(node)), ("state", s(state)), ("reason", s(slurmReason)), ("active", .bool(active)),
-            ("restarts", .number(Double(restarts))), ("submit_attempts", .number(Double(submitAttempts))),
-            ("resubmits", .number(Double(resubmits))), ("note", s(note)), ("output", s(output)), ("options", options.json),
-            ("submission", submission.map { .object([("job_name", .string($0.jobName)), ("directory", .string($0.directory)),
-                                                     ("since", .number($0.since))]) } ?? .null),
-        ])
-    }
-
-    public init(json j: JSON) throws {
-        do { options = try SlurmOptions(json: j["options"] ?? .object([])) } catch let e as ProtocolError {
-            throw DaemonError("ledger record has invalid Slurm options: \(e.message)")
-        }
-        jobID = j["job_id"]?.stringValue
-        arrayIndex = j["array_index"]?.intValue
-        node = j["node"]?.stringValue
-        state = j["state"]?.stringValue
-        slurmReason = j["reason"]?.stringValue
-        active = j["active"]?.boolValue ?? false
-        restarts = j["restarts"]?.intValue ?? 0
-        submitAttempts = j["submit_attempts"]?.intValue ?? 0
-        resubmits = j["resubmits"]?.intValue ?? 0
-        note = j["note"]?.stringValue
-        output = j["output"]?.stringValue
-        if let sub = j["submission"], let name = sub["job_name"]?.stringValue, let dir = sub["directory"]?.stringValue {
-            submission = Submission(jobName: name, directory: dir, since: sub["since"]?.doubleValue ?? 0)
-        }
-    }
-}
-
 final class SlurmExecutor: @unchecked Sendable {
     unowned let daemon: Daemon
     private let wakeup = DispatchSemaphore(value: 0)
@@ -158,7 +86,7 @@ final class SlurmExecutor: @unchecked Sendable {
                     switch r {
                     case .success(let out) where out.status == 0:
                         if rec.state == .queued { rec.state = .held; daemon.commitQuietlyLocked(rec) }
-                        if let token { daemon.resolveLocked(token, .ok(daemon.withChanged(rec.json, true))) }
+                        if let token { daemon.resolveLocked(token, .ok(daemon.withChanged(rec, true))) }
                     case .success(let out):
                         if let token { daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol uhold \(task) failed: \(out.message)"))) }
                     case .failure(let e):
@@ -172,7 +100,7 @@ final class SlurmExecutor: @unchecked Sendable {
                     switch r {
                     case .success(let out) where out.status == 0:
                         if rec.state == .held { rec.state = .queued; daemon.commitQuietlyLocked(rec) }
-                        daemon.resolveLocked(token, .ok(daemon.withChanged(rec.json, true)))
+                        daemon.resolveLocked(token, .ok(daemon.withChanged(rec, true)))
                     case .success(let out):
                         daemon.resolveLocked(token, .error(ProtocolError(.badState, "scontrol release \(task) failed: \(out.message)")))
                     case .failure(let e):
@@ -582,7 +510,7 @@ final class SlurmExecutor: @unchecked Sendable {
             daemon.statusDirty = true
         }
         if !s.active {
-            let reply: Reply = .ok(daemon.withChanged(r.json, true))
+            let reply: Reply = .ok(daemon.withChanged(r, true))
             for t in stopWaiters.removeValue(forKey: id) ?? [] { daemon.resolveLocked(t, reply) }
         }
     }

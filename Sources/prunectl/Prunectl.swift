@@ -68,12 +68,13 @@ func parse(_ line: String) throws -> Request {
     do { return try Request.parse(line) } catch let e as ProtocolError { throw ValidationError(e.message) }
 }
 
-/// Sends one request, prints the reply (JSON, or `human`), returns the payload.
+/// Sends one request, prints the reply (the daemon's JSON with --json, else `human`'s text, which
+/// decodes the payload into its type), returns the payload.
 @discardableResult
-func perform(_ g: Global, _ request: Request, human: (JSON) -> String? = { _ in nil }) throws -> JSON {
+func perform(_ g: Global, _ request: Request, human: (JSON) throws -> String? = { _ in nil }) throws -> JSON {
     let c = try g.connect()
     let j = try c.call(request)
-    if g.json { print(j.rendered) } else if let text = human(j) { print(text) } else { print(j.pretty) }
+    if g.json { print(j.rendered) } else if let text = try human(j) { print(text) } else { print(j.pretty) }
     return j
 }
 
@@ -89,8 +90,7 @@ func selectRuns(_ g: Global, ids: [String], group: String?, states: [RunState]) 
         var f = ListFilter()
         f.group = group
         f.states = states
-        let j = try g.connect().call(.list(f))
-        out += (j["runs"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue.flatMap(RunID.init) }
+        out += try RunList(json: g.connect().call(.list(f))).runs.map(\.id)
     }
     return out
 }
@@ -109,7 +109,8 @@ struct Version: ParsableCommand {
     func run() throws {
         try guarded {
             try perform(g, .version) { j in
-                "daemon \(j["daemon"]?.stringValue ?? "?") (build \(j["build"]?.stringValue ?? "?")), protocol \(j["protocol"]?.intValue ?? 0); prunectl 0.1.0"
+                let v = try VersionInfo(json: j)
+                return "daemon \(v.daemon) (build \(v.build)), protocol \(v.protocolVersion); prunectl \(ProtocolInfo.softwareVersion)"
             }
         }
     }
@@ -138,7 +139,7 @@ struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "One run: state, progress, spec, checkpoints, summary.")
     @OptionGroup var g: Global
     @Argument(help: "Run id.") var id: String
-    func run() throws { try guarded { try perform(g, .show(try runID(id))) { Tables.showRun($0) } } }
+    func run() throws { try guarded { try perform(g, .show(try runID(id))) { Tables.showRun(try RunInfo(json: $0)) } } }
 }
 
 /// pause/resume/cancel/hold/release over ids or a whole group.
@@ -164,8 +165,8 @@ extension RunVerb {
                 do {
                     let j = try c.call(Self.request(id))
                     if g.json { print(j.rendered) } else {
-                        let changed = j["changed"]?.boolValue == false ? " (unchanged)" : ""
-                        print("\(id) \(j["state"]?.stringValue ?? "")\(changed)")
+                        let r = try RunInfo(json: j)
+                        print("\(id) \(r.state.rawValue)\(r.changed == false ? " (unchanged)" : "")")
                     }
                 } catch let e as ProtocolError {
                     printErr("prunectl: \(id): \(e.code.rawValue) \(e.message)")
@@ -228,7 +229,12 @@ struct Priority: ParsableCommand {
     @Argument(help: "Run id.") var id: String
     @Argument(help: "Priority, -1000…1000.") var priority: Int
     func run() throws {
-        try guarded { try perform(g, .priority(try runID(id), priority)) { "\($0["id"]?.stringValue ?? id) priority \($0["priority"]?.intValue ?? priority)" } }
+        try guarded {
+            try perform(g, .priority(try runID(id), priority)) { j in
+                let r = try RunInfo(json: j)
+                return "\(r.id) priority \(r.priority)"
+            }
+        }
     }
 }
 
@@ -250,7 +256,7 @@ struct SetCommand: ParsableCommand {
             e.tags = noTags ? [] : (tag.isEmpty ? nil : tag)
             e.priority = priority
             guard !e.isEmpty else { throw ValidationError("nothing to change") }
-            try perform(g, .set(try runID(id), e)) { Tables.showRun($0) }
+            try perform(g, .set(try runID(id), e)) { Tables.showRun(try RunInfo(json: $0)) }
         }
     }
 }
@@ -276,7 +282,10 @@ struct Fork: ParsableCommand {
             e.tags = tag.isEmpty ? nil : tag
             e.priority = priority
             e.hold = hold ? true : nil
-            try perform(g, .fork(try runID(id), checkpoint: checkpoint, e)) { "\($0["id"]?.stringValue ?? "?") \($0["state"]?.stringValue ?? "")" }
+            try perform(g, .fork(try runID(id), checkpoint: checkpoint, e)) { j in
+                let f = try SubmitReply(json: j)
+                return "\(f.id) \(f.state.rawValue)"
+            }
         }
     }
 }
@@ -285,7 +294,14 @@ struct CheckpointCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "checkpoint", abstract: "Checkpoint a running run now (waits for its next step).")
     @OptionGroup var g: Global
     @Argument(help: "Run id.") var id: String
-    func run() throws { try guarded { try perform(g, .checkpoint(try runID(id))) { "\($0["run"]?.stringValue ?? id) \($0["checkpoint"]?.stringValue ?? "")" } } }
+    func run() throws {
+        try guarded {
+            try perform(g, .checkpoint(try runID(id))) { j in
+                let ck = try CheckpointReply(json: j)
+                return "\(ck.run) \(ck.checkpoint)"
+            }
+        }
+    }
 }
 
 struct Drain: ParsableCommand {
@@ -295,7 +311,12 @@ struct Drain: ParsableCommand {
     @Argument(help: "finish, now or off.") var mode: String = "finish"
     func run() throws {
         guard let m = DrainMode(rawValue: mode) else { throw ValidationError("mode must be finish, now or off") }
-        try guarded { try perform(g, .drain(m)) { "draining: \($0["draining"]?.stringValue ?? "off"); \($0["running"]?.intValue ?? 0) running" } }
+        try guarded {
+            try perform(g, .drain(m)) { j in
+                let d = try DrainReply(json: j)
+                return "draining: \(d.draining?.rawValue ?? "off"); \(d.running) running"
+            }
+        }
     }
 }
 

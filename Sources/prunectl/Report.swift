@@ -32,29 +32,26 @@ struct Report: ParsableCommand {
         guard (10 ... 1_000_000).contains(resamples) else { throw ValidationError("--resamples must be in 10…1000000") }
         try guarded {
             let c = try g.connect()
-            var ids: [String] = []
+            var ids: [RunID] = []
             var filters: [ListFilter] = groups.map { var f = ListFilter(); f.group = $0; return f }
             filters += tag.map { var f = ListFilter(); f.tag = $0; return f }
             for f in filters {
-                for r in try c.call(.list(f))["runs"]?.arrayValue ?? [] {
-                    if let id = r["id"]?.stringValue, !ids.contains(id) { ids.append(id) }
-                }
+                for r in try RunList(json: c.call(.list(f))).runs where !ids.contains(r.id) { ids.append(r.id) }
             }
             var runs: [RunResult] = []
-            for text in ids {
-                guard let id = RunID(text) else { continue }
-                let show = try c.call(.show(id))
-                let state = show["state"]?.stringValue ?? ""
-                if state == "failed" {
+            for id in ids {
+                let show = try RunInfo(json: c.call(.show(id)))
+                let text = id.description, state = show.state.rawValue
+                if show.state == .failed {
                     // Grouped with its configuration only to be counted as excluded.
-                    runs.append(RunResult(id: text, group: show["group"]?.stringValue, spec: show["spec"] ?? .null, state: state))
+                    runs.append(RunResult(id: text, group: show.group, spec: show.details?.spec ?? .null, state: state))
                     continue
                 }
-                if state == "cancelled" || (completedOnly && state != "completed") { continue }
-                let rows = try c.call(.metrics(id, kind: .epochs, since: 0))["rows"]?.arrayValue ?? []
+                if show.state == .cancelled || (completedOnly && show.state != .completed) { continue }
+                let rows = try MetricsReply(json: c.call(.metrics(id, kind: .epochs, since: 0))).rows
                 if rows.isEmpty { continue }
-                runs.append(RunResult(id: text, group: show["group"]?.stringValue, tags: (show["tags"]?.arrayValue ?? []).compactMap(\.stringValue),
-                                      spec: show["spec"] ?? .null, summary: show["summary"], rows: rows, state: state))
+                runs.append(RunResult(id: text, group: show.group, tags: show.tags, spec: show.details?.spec ?? .null,
+                                      summary: show.shown?.summary, rows: rows, state: state))
             }
             let failed = runs.filter(\.isFailed).map(\.id)
             guard runs.count > failed.count else {

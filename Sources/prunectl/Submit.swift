@@ -104,13 +104,6 @@ enum SeedRange {
     }
 }
 
-/// A tag-safe rendering of a grid value (tags allow letters, digits and ._-+:@).
-func tagSafe(_ s: String) -> String {
-    String(s.unicodeScalars.map { c -> Character in
-        ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || "._-+:@".unicodeScalars.contains(c) ? Character(c) : "_"
-    }).prefix(64).description
-}
-
 /// Submits each edit set; prints ids. Stops at the first rejection (earlier runs stay queued).
 func submitAll(_ g: Global, _ all: [RunEdits]) throws {
     let c = try g.connect()
@@ -121,14 +114,15 @@ func submitAll(_ g: Global, _ all: [RunEdits]) throws {
             if e.dryRun {
                 // Nothing was queued: the daemon's canonical spec and the schedule it implies.
                 if g.json { print(j.rendered) } else {
-                    let spec = j["spec"]
-                    print("would queue \(spec?["name"]?.stringValue ?? "") (seed \(spec?["seed"]?.intValue ?? 0), \(spec?["model"]?.stringValue ?? ""), "
-                          + "\(spec?["epochs"]?.intValue ?? 0) epochs); nothing submitted")
-                    print(j["schedule_text"]?.stringValue ?? "", terminator: "")
+                    let dry = try DryRunReply(json: j)
+                    let spec = dry.spec
+                    print("would queue \(spec["name"]?.stringValue ?? "") (seed \(spec["seed"]?.intValue ?? 0), \(spec["model"]?.stringValue ?? ""), "
+                          + "\(spec["epochs"]?.intValue ?? 0) epochs); nothing submitted")
+                    print(dry.scheduleText, terminator: "")
                 }
                 continue
             }
-            let id = j["id"]?.stringValue ?? "?"
+            let id = try SubmitReply(json: j).id.description
             ids.append(id)
             if g.json { print(j.rendered) } else { print(id) }
         } catch let err as ProtocolError {
@@ -208,7 +202,7 @@ struct Sweep: ParsableCommand {
                     case .object, .array: label = "\(path):\(i + 1)"
                     default: label = "\(path):\(v.stringValue ?? v.rendered)"
                     }
-                    return c + [(path, v, tagSafe(label))]
+                    return c + [(path, v, RunLabel.sanitized(label))]
                 } }
             }
             let seeds: [Int] = try s.seedList() ?? []

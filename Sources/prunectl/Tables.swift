@@ -21,58 +21,53 @@ enum Tables {
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
     }
 
-    static func pct(_ j: JSON?) -> String { j?.doubleValue.map { String(format: "%.2f", $0) } ?? "-" }
+    static func pct(_ d: Double?) -> String { d.map { String(format: "%.2f", $0) } ?? "-" }
 
-    static func progress(_ r: JSON) -> String {
-        let done = r["epochs_done"]?.intValue ?? r["progress"]?["epochs_done"]?.intValue ?? 0
-        let total = r["epochs"]?.intValue ?? r["progress"]?["epochs"]?.intValue ?? 0
-        let step = r["step"]?.intValue ?? r["progress"]?["step"]?.intValue ?? 0
-        let per = r["steps_per_epoch"]?.intValue ?? r["progress"]?["steps_per_epoch"]?.intValue ?? 0
-        return per > 0 && step > 0 ? "\(done)/\(total) +\(step)/\(per)" : "\(done)/\(total)"
+    static func progress(_ p: RunProgress) -> String {
+        p.stepsPerEpoch > 0 && p.step > 0 ? "\(p.epochsDone)/\(p.epochs) +\(p.step)/\(p.stepsPerEpoch)" : "\(p.epochsDone)/\(p.epochs)"
     }
 
-    static func runRows(_ runs: [JSON]) -> String {
+    static func runRows(_ runs: [RunInfo]) -> String {
         render(["ID", "STATE", "OWNER", "GROUP", "MODEL", "EPOCHS", "TEST%", "BEST%", "PRIO", "TAGS"], runs.map { r in
-            [r["id"]?.stringValue ?? "", r["state"]?.stringValue ?? "", r["owner_name"]?.stringValue ?? "",
-             r["group"]?.stringValue ?? "-", r["model"]?.stringValue ?? "", progress(r), pct(r["last_test_acc"]), pct(r["best_test_acc"]),
-             String(r["priority"]?.intValue ?? 0), (r["tags"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ",")]
+            [r.id.description, r.state.rawValue, r.ownerName, r.group ?? "-", r.model ?? "", progress(r.progress), pct(r.lastTestAcc),
+             pct(r.bestTestAcc), String(r.priority), r.tags.joined(separator: ",")]
         })
     }
 
     /// A Slurm run's lines in `show`: where it stands, its job, array index, node, Slurm state and restarts.
-    static func slurmLines(_ r: JSON) -> [String] {
-        let s = r["slurm"]
-        func v(_ key: String) -> String { s?[key]?.stringValue ?? s?[key]?.intValue.map(String.init) ?? "-" }
-        var lines = ["  Slurm: " + (r["slurm_status"]?.stringValue ?? "-")]
-        lines.append("  Slurm job \(v("job_id")), array index \(v("array_index")), node \(v("node")), state \(v("state"))"
-                     + (s?["reason"]?.stringValue.map { " (\($0))" } ?? "")
-                     + ", restarts \(s?["restarts"]?.intValue ?? 0), submissions \(s?["submit_attempts"]?.intValue ?? 0)"
-                     + ((s?["resubmits"]?.intValue ?? 0) > 0 ? ", resubmitted \(s?["resubmits"]?.intValue ?? 0)×" : ""))
-        if let note = s?["note"]?.stringValue, r["slurm_status"]?.stringValue?.contains(note) != true { lines.append("  Slurm note: \(note)") }
-        if let out = s?["output"]?.stringValue { lines.append("  Slurm output: \(out)") }
+    static func slurmLines(_ r: RunInfo) -> [String] {
+        let s = r.slurm
+        let status = r.shown?.slurmStatus
+        var lines = ["  Slurm: " + (status ?? "-")]
+        lines.append("  Slurm job \(s?.jobID ?? "-"), array index \(s?.arrayIndex.map(String.init) ?? "-"), node \(s?.node ?? "-"), state \(s?.state ?? "-")"
+                     + (s?.slurmReason.map { " (\($0))" } ?? "")
+                     + ", restarts \(s?.restarts ?? 0), submissions \(s?.submitAttempts ?? 0)"
+                     + ((s?.resubmits ?? 0) > 0 ? ", resubmitted \(s?.resubmits ?? 0)×" : ""))
+        if let note = s?.note, status?.contains(note) != true { lines.append("  Slurm note: \(note)") }
+        if let out = s?.output { lines.append("  Slurm output: \(out)") }
         return lines
     }
 
-    static func showRun(_ r: JSON) -> String {
+    static func showRun(_ r: RunInfo) -> String {
+        let d = r.details
         var lines: [String] = []
-        lines.append("\(r["id"]?.stringValue ?? "?")  \(r["state"]?.stringValue ?? "?")" + (r["reason"]?.stringValue.map { " (\($0))" } ?? "")
-                     + (r["pending"]?.stringValue.map { " [\($0) pending]" } ?? ""))
-        lines.append("  owner \(r["owner_name"]?.stringValue ?? "?"), group \(r["group"]?.stringValue ?? "-"), tags \((r["tags"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ",")), priority \(r["priority"]?.intValue ?? 0)")
-        let spec = r["spec"]
+        lines.append("\(r.id)  \(r.state.rawValue)" + (r.reason.map { " (\($0))" } ?? "") + (d?.pending.map { " [\($0) pending]" } ?? ""))
+        lines.append("  owner \(r.ownerName), group \(r.group ?? "-"), tags \(r.tags.joined(separator: ",")), priority \(r.priority)")
+        let spec = d?.spec
         lines.append("  \(spec?["model"]?.stringValue ?? "?") width \(spec?["width"].map { JSON.format($0.doubleValue ?? 1) } ?? "1") on \(spec?["dataset"]?["kind"]?.stringValue ?? "?"), seed \(spec?["seed"]?.intValue ?? 0)"
                      + (spec?["pruning"].map { p in ", pruning \(p["target"]?.stringValue ?? "largest") by \(p["score"]?.stringValue ?? "l2")" } ?? ""))
-        lines.append("  progress: epoch \(progress(r))" + (r["progress"]?["images_per_second"]?.doubleValue.map { String(format: ", %.0f img/s", $0) } ?? ""))
-        lines.append("  test accuracy: last \(pct(r["last_test_acc"])), best \(pct(r["best_test_acc"]))"
-                     + (r["last_instability"]?.doubleValue.map { String(format: ", last instability %.4f", $0) } ?? ""))
-        if let ck = r["last_checkpoint"]?.stringValue { lines.append("  last checkpoint: \(ck)") }
-        if r["executor"]?.stringValue == "slurm" { lines += slurmLines(r) }
-        if let f = r["fork_of"]?.stringValue { lines.append("  forked from \(f) at \(r["fork_checkpoint"]?.stringValue ?? "?")") }
-        if let s = r["summary"] {
+        lines.append("  progress: epoch \(progress(r.progress))" + (r.progress.imagesPerSecond.map { String(format: ", %.0f img/s", $0) } ?? ""))
+        lines.append("  test accuracy: last \(pct(r.lastTestAcc)), best \(pct(r.bestTestAcc))"
+                     + (d?.lastInstability.map { String(format: ", last instability %.4f", $0) } ?? ""))
+        if let ck = d?.lastCheckpoint { lines.append("  last checkpoint: \(ck)") }
+        if r.executor == .slurm { lines += slurmLines(r) }
+        if let f = d?.forkOf { lines.append("  forked from \(f) at \(d?.forkCheckpoint ?? "?")") }
+        if let s = r.shown?.summary {
             lines.append(String(format: "  summary: best test %.2f%% at epoch %d, gap %.2f, mean stability %.2f%%",
                                 s["best_test_acc"]?.doubleValue ?? .nan, s["best_epoch"]?.intValue ?? 0,
                                 s["generalization_gap"]?.doubleValue ?? .nan, s["mean_stability"]?.doubleValue ?? .nan))
         }
-        if let d = r["directory"]?.stringValue { lines.append("  directory: \(d)") }
+        if let dir = r.shown?.directory { lines.append("  directory: \(dir)") }
         return lines.joined(separator: "\n")
     }
 }
@@ -96,7 +91,7 @@ struct List: ParsableCommand {
         f.group = group
         f.tag = tag
         f.owner = owner
-        try guarded { try perform(g, .list(f)) { Tables.runRows($0["runs"]?.arrayValue ?? []) } }
+        try guarded { try perform(g, .list(f)) { Tables.runRows(try RunList(json: $0).runs) } }
     }
 }
 
@@ -115,8 +110,9 @@ struct Status: ParsableCommand {
                 print(runs.rendered)
                 return
             }
-            print("pruned \(st["daemon"]?.stringValue ?? "?") on \(g.socketPath): \(st["status"]?.stringValue ?? "")")
-            let rows = runs["runs"]?.arrayValue ?? []
+            let status = try DaemonStatus(json: st)
+            print("pruned \(status.daemon) on \(g.socketPath): \(status.status)")
+            let rows = try RunList(json: runs).runs
             if !rows.isEmpty { print(Tables.runRows(rows)) }
         }
     }
@@ -134,8 +130,8 @@ struct Metrics: ParsableCommand {
         guard ["table", "csv", "json"].contains(format) else { throw ValidationError("--format must be table, csv or json") }
         try guarded {
             let j = try g.connect().call(.metrics(try runID(id), kind: prunes ? .prunes : .epochs, since: since))
-            let rows = j["rows"]?.arrayValue ?? []
             if g.json || format == "json" { print(j.rendered); return }
+            let rows = try MetricsReply(json: j).rows
             let columns = prunes ? ["epoch", "t_pre", "t_post", "instability", "instability_points", "stability"]
                                  : ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "p_count"]
             func cell(_ r: JSON, _ c: String) -> String {
@@ -167,8 +163,8 @@ struct Logs: ParsableCommand {
         try guarded {
             let rid = try runID(id)
             let c = try g.connect()
-            let j = try c.call(.logs(rid, tail: max(1, min(tail, 10_000))))
-            for l in j["lines"]?.arrayValue ?? [] { print(g.json ? l.rendered : l.stringValue ?? "") }
+            let logs = try LogsReply(json: c.call(.logs(rid, tail: max(1, min(tail, 10_000)))))
+            for l in logs.lines { print(g.json ? JSON.string(l).rendered : l) }
             guard follow else { return }
             c.setTimeout(nil)
             _ = try c.call(.subscribe(since: nil, run: rid, group: nil))

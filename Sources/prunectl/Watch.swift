@@ -6,26 +6,33 @@ import ControlClient
 import Foundation
 import PrunedJSON
 
+/// A run as one look found it: the daemon's JSON (what --json prints) and its decoding (a
+/// group's runs come in the short form from `list`, explicit ids in full from `show`).
+struct SeenRun {
+    let json: JSON
+    let info: RunInfo
+}
+
 /// The runs a watch/wait is about: explicit ids, or whatever the group holds at each look.
 struct Selection {
     var ids: [RunID]
     var group: String?
 
-    func runs(_ c: ControlConnection) throws -> [JSON] {
-        var out: [JSON] = []
+    func runs(_ c: ControlConnection) throws -> [SeenRun] {
+        var out: [SeenRun] = []
         if let group {
             var f = ListFilter()
             f.group = group
-            out += try c.call(.list(f))["runs"]?.arrayValue ?? []
+            let reply = try c.call(.list(f))
+            out += zip(reply["runs"]?.arrayValue ?? [], try RunList(json: reply).runs).map(SeenRun.init)
         }
-        for id in ids where !out.contains(where: { $0["id"]?.stringValue == id.description }) {
-            out.append(try c.call(.show(id)))
+        for id in ids where !out.contains(where: { $0.info.id == id }) {
+            let reply = try c.call(.show(id))
+            out.append(SeenRun(json: reply, info: try RunInfo(json: reply)))
         }
         return out
     }
 }
-
-func state(_ r: JSON) -> RunState? { r["state"]?.stringValue.flatMap(RunState.init(rawValue:)) }
 
 struct Wait: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -50,18 +57,17 @@ struct Wait: ParsableCommand {
             var c = try g.connect()
             var lastLine = ""
             while true {
-                let runs: [JSON]
+                let runs: [SeenRun]
                 do { runs = try sel.runs(c) } catch is ClientError {
                     // The daemon restarted (e.g. socket activation after a stop): reconnect once.
                     usleep(UInt32(poll * 1e6))
                     c = try g.connect()
                     continue
                 }
-                let states = runs.compactMap(state)
-                if !runs.isEmpty && states.count == runs.count && states.allSatisfy(\.isTerminal) {
+                let states = runs.map(\.info.state)
+                if !runs.isEmpty && states.allSatisfy(\.isTerminal) {
                     for r in runs {
-                        print(g.json ? r.rendered : "\(r["id"]?.stringValue ?? "?") \(r["state"]?.stringValue ?? "?")"
-                              + (r["reason"]?.stringValue.map { " (\($0))" } ?? ""))
+                        print(g.json ? r.json.rendered : "\(r.info.id) \(r.info.state.rawValue)" + (r.info.reason.map { " (\($0))" } ?? ""))
                     }
                     if states.contains(.failed) { throw ExitCode(1) }
                     if states.contains(.cancelled) { throw ExitCode(2) }
@@ -105,16 +111,16 @@ struct Watch: ParsableCommand {
         let c = try g.connect()
         var drawn = 0
         while true {
-            var runs = try sel.ids.isEmpty && sel.group == nil ? (c.call(.list(ListFilter()))["runs"]?.arrayValue ?? []) : sel.runs(c)
-            // Details (speed, batch size) for the running ones.
-            runs = try runs.map { r in state(r) == .running ? try c.call(.show(RunID(r["id"]?.stringValue ?? "") ?? RunID(0))) : r }
+            var runs = try sel.ids.isEmpty && sel.group == nil ? RunList(json: c.call(.list(ListFilter()))).runs : sel.runs(c).map(\.info)
+            // The full record (speed, batch size) for the running ones.
+            runs = try runs.map { r in r.state == .running ? try RunInfo(json: c.call(.show(r.id))) : r }
             var out = [WatchView.header(g.socketPath)]
             out += runs.map(WatchView.line)
             if drawn > 0 { print("\u{1B}[\(drawn)A", terminator: "") }
             for l in out { print("\u{1B}[2K" + l) }
             drawn = out.count
             fflush(stdout)
-            if !follow && !runs.isEmpty && runs.allSatisfy({ state($0)?.isTerminal ?? false }) { return }
+            if !follow && !runs.isEmpty && runs.allSatisfy(\.state.isTerminal) { return }
             usleep(UInt32(interval * 1e6))
         }
     }
@@ -123,14 +129,14 @@ struct Watch: ParsableCommand {
     func lines(_ sel: Selection) throws {
         let c = try g.connect()
         var runs = try sel.runs(c)
-        for r in runs { print(g.json ? r.rendered : WatchView.line(r)) }
-        if !follow && !runs.isEmpty && runs.allSatisfy({ state($0)?.isTerminal ?? false }) { return }
+        for r in runs { print(g.json ? r.json.rendered : WatchView.line(r.info)) }
+        if !follow && !runs.isEmpty && runs.allSatisfy(\.info.state.isTerminal) { return }
         c.setTimeout(nil)
         let sub = try c.call(.subscribe(since: nil, run: sel.ids.count == 1 && sel.group == nil ? sel.ids[0] : nil, group: sel.group))
         _ = sub
         let wanted = Set(sel.ids.map(\.description))
-        var finished = Set(runs.filter { state($0)?.isTerminal ?? false }.compactMap { $0["id"]?.stringValue })
-        let total = Set(runs.compactMap { $0["id"]?.stringValue })
+        var finished = Set(runs.filter(\.info.state.isTerminal).map(\.info.id.description))
+        let total = Set(runs.map(\.info.id.description))
         while true {
             guard case .event(let e) = try c.readReply() else { continue }
             let run = e["run"]?.stringValue ?? ""
@@ -142,7 +148,7 @@ struct Watch: ParsableCommand {
                 finished.insert(run)
                 if !follow && !total.isEmpty && total.isSubset(of: finished) {
                     runs = try sel.runs(c)
-                    if runs.allSatisfy({ state($0)?.isTerminal ?? false }) { return }
+                    if runs.allSatisfy(\.info.state.isTerminal) { return }
                 }
             }
         }
@@ -163,30 +169,31 @@ enum WatchView {
     }
 
     static func duration(_ s: Double) -> String {
-        guard s.isFinite, s >= 0 else { return "?" }
+        guard s.isFinite, s >= 0, s < 1e12 else { return "?" }
         let t = Int(s)
         return t >= 3600 ? String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) : String(format: "%dm%02ds", t / 60, t % 60)
     }
 
-    static func line(_ r: JSON) -> String {
-        let id = r["id"]?.stringValue ?? "?"
-        let st = r["state"]?.stringValue ?? "?"
-        let p = r["progress"] ?? r
-        let done = p["epochs_done"]?.intValue ?? 0, total = max(p["epochs"]?.intValue ?? r["epochs"]?.intValue ?? 0, 1)
-        let step = p["step"]?.intValue ?? 0, per = p["steps_per_epoch"]?.intValue ?? 0
+    /// One run's line. Speed and ETA need the full record (`show`), which `live` fetches for the
+    /// running runs; a run seen only in `list`'s short form is shown without them.
+    static func line(_ r: RunInfo) -> String {
+        let st = r.state.rawValue
+        let p = r.progress
+        let done = p.epochsDone, total = max(p.epochs, 1)
+        let step = p.step, per = p.stepsPerEpoch
         let fraction = (Double(done) + (per > 0 ? Double(step) / Double(per) : 0)) / Double(total)
-        var s = "\(id) \(st.padding(toLength: 11, withPad: " ", startingAt: 0)) \(bar(fraction)) epoch \(min(done + 1, total))/\(total)"
-        if per > 0 && st == "running" { s += " step \(step)/\(per)" }
-        if let ips = p["images_per_second"]?.doubleValue, st == "running" {
+        var s = "\(r.id) \(st.padding(toLength: 11, withPad: " ", startingAt: 0)) \(bar(fraction)) epoch \(min(done + 1, total))/\(total)"
+        if per > 0 && r.state == .running { s += " step \(step)/\(per)" }
+        if let d = r.details, let ips = p.imagesPerSecond, r.state == .running {
             s += String(format: " %.0f img/s", ips)
-            if let batch = r["spec"]?["batch_size"]?.intValue, per > 0 {
-                let remaining = Double((total - done) * per - step) * Double(batch) / ips
+            if let batch = d.spec["batch_size"]?.intValue, per > 0 {
+                let remaining = (Double(total - done) * Double(per) - Double(step)) * Double(batch) / ips
                 s += " ETA " + duration(remaining)
             }
         }
-        if let acc = r["last_test_acc"]?.doubleValue { s += String(format: " test %.2f%%", acc) }
-        if let ins = r["last_instability"]?.doubleValue { s += String(format: " instab %.4f", ins) }
-        if let reason = r["reason"]?.stringValue, st == "failed" { s += " (\(reason))" }
+        if let acc = r.lastTestAcc { s += String(format: " test %.2f%%", acc) }
+        if let ins = r.details?.lastInstability { s += String(format: " instab %.4f", ins) }
+        if let reason = r.reason, r.state == .failed { s += " (\(reason))" }
         return s
     }
 }

@@ -225,7 +225,7 @@ struct RequestGenerator {
     static let textAlphabet: [String] = ["a", "Z", "0", "9", " ", "\"", "\\", "\n", "\t", "=", "{", "}", "[", "]", ",",
                                          ".", "-", "+", "/", "e", "t", "r", "u", "n", "l", "é", "😀", "r-"]
     static let specials: [String] = ["", "3", "-1", "1e5", "0.5", "true", "false", "null", "r-0042", "42", "[]", "{}", "a=b", "x"]
-    static let nameAlphabet = Array("abcXYZ019._-+:@")
+    static let nameAlphabet = Array("abcXYZ019" + RunLabel.punctuation)
     static let paths = ["epochs", "name", "dataset.path", "optimizer.lr", "a-b.c_d", "x", "X9", "_u", "lr_milestones", "e.f.g"]
     static let numbers: [Double] = [0, 1, 3, -7, 0.1, -0.25, 1e-7, 1e300, -2.5e-300, 1.2345678901234568e17, 1e15, 4_503_599_627_370_496]
 

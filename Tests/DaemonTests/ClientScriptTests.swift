@@ -105,7 +105,7 @@ private final class ClientTestDaemon {
 struct ClientScriptTests {
     @Test(.enabled(if: clientPython != nil && clientBinaryExists && haveFashionMNIST))
     func pythonClientSuite() throws {
-        let (status, output) = try runClientTool(clientPython!, ["-m", "unittest", "clients/python/test_pruned_client.py"],
+        let (status, output) = try runClientTool(try #require(clientPython), ["-m", "unittest", "clients/python/test_pruned_client.py"],
                                                  environment: ["PRUNED_BIN": prunedBinary, "PRUNED_FASHION_MNIST": fashionMNIST])
         #expect(status == 0, "python3 -m unittest clients/python/test_pruned_client.py:\n\(output)")
         #expect(output.contains("\nOK"), "\(output)")
@@ -166,8 +166,9 @@ struct ClientScriptTests {
         let env = ["PRUNED_SOCKET": d.socket]
         let send = packageRoot + "/clients/shell/pruned-send.sh"
         let night = packageRoot + "/clients/shell/night-pause.sh"
+        let bash = try #require(clientBash)
         func sh(_ script: String, _ args: String...) throws -> (status: Int32, output: String) {
-            try runClientTool(clientBash!, [script] + args, environment: env, limit: 120)
+            try runClientTool(bash, [script] + args, environment: env, limit: 120)
         }
 
         // pruned-send.sh: one reply per request, exit 1 on any ERR, 2 without a daemon.
@@ -179,7 +180,7 @@ struct ClientScriptTests {
         #expect(r.status == 1, "\(r.output)")
         #expect(r.output.split(separator: "\n").map { String($0.prefix(16)) } == ["OK {\"pong\":true,", "ERR NOT_FOUND no", "OK {\"daemon\":\"0."],
                 "\(r.output)")
-        r = try runClientTool(clientBash!, [send, "-s", d.dir + "/no-such-socket", "ping"], limit: 30)
+        r = try runClientTool(bash, [send, "-s", d.dir + "/no-such-socket", "ping"], limit: 30)
         #expect(r.status == 2, "\(r.output)")
 
         // A long real run in the group; a held run in another group stays untouched.
@@ -187,6 +188,13 @@ struct ClientScriptTests {
         r = try sh(send, "submit spec=\(tinySpec(epochs: 50, everySteps: 4)) group=\(group) tag=long",
                    "submit spec=\(tinySpec()) group=day hold=true")
         #expect(r.status == 0, "\(r.output)")
+        // A run record has one shape: the short form of submit's "run" and of list nests the
+        // progress as show does.
+        #expect(r.output.contains(#""run":{"id":"r-0002","state":"held","#) && r.output.contains(#""progress":{"epochs_done":0,"epochs":2,"#),
+                "\(r.output)")
+        let listed = try sh(send, "list group=day")
+        #expect(listed.status == 0 && listed.output.contains(#""progress":{"epochs_done":0,"epochs":2,"step":0,"steps_per_epoch":0,"#)
+                && !listed.output.contains(#""model":"conv4","epochs_done""#), "\(listed.output)")
         let c = try TestClient(d.socket)
         let run = "r-0001"
         #expect(try waitFor(30) { try c.state(run) == "running" }, "daemon log: \(d.logText)")

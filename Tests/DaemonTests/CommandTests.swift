@@ -27,7 +27,7 @@ struct CommandTests {
         let c = try d.client()
         #expect(c.hello["protocol"]?.intValue == ProtocolInfo.version)
         #expect(try c.ok("ping")["pong"] == .bool(true))
-        #expect(try c.ok("version")["daemon"]?.stringValue == "0.1.0")
+        #expect(try c.ok("version")["daemon"]?.stringValue == ProtocolInfo.softwareVersion)
         #expect(try c.ok("help")["commands"]?.arrayValue?.count == Verb.allCases.count)
         #expect(try c.ok("help submit")["usage"]?.stringValue == Verb.submit.usage)
         #expect(try c.ok("status")["runs"]?["queued"]?.intValue == 0)

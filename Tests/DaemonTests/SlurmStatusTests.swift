@@ -37,17 +37,21 @@ struct SlurmStatusTests {
         d.lock.withLock { d.runs[local.id] = local }
         // Local runs only: the line and the JSON as before.
         #expect(d.lock.withLock { d.statusLineLocked() } == "1 queued")
-        #expect(d.statusJSON()["slurm_runs"] == nil)
+        #expect(d.status().slurmRuns == nil)
+        #expect(d.status().json["slurm_runs"] == nil)
         d.lock.withLock {
             for r in [slurmRecord(2, state: .running), slurmRecord(3, state: .queued)] { d.runs[r.id] = r }
         }
         #expect(d.lock.withLock { d.statusLineLocked() }
             == "1 running (1 on Slurm), 2 queued (1 on Slurm); r-0002 epoch 2/4 step 3/10 in Slurm task 12_1 on node7")
-        let j = d.statusJSON()
+        let j = d.status().json
         #expect(j["runs"]?["running"]?.intValue == 1 && j["runs"]?["queued"]?.intValue == 2)
         #expect(j["slurm_runs"]?["running"]?.intValue == 1 && j["slurm_runs"]?["queued"]?.intValue == 1 && j["slurm_runs"]?["completed"]?.intValue == 0)
-        #expect(j["running"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == ["r-0002"])
-        #expect(j["status"]?.stringValue?.hasPrefix("1 running (1 on Slurm)") == true)
+        // What a client decodes: the same counts, and the running Slurm run in the short form.
+        let st = try DaemonStatus(json: j)
+        #expect(st.runs[.running] == 1 && st.runs[.queued] == 2 && st.slurmRuns?[.queued] == 1 && st.slurmRuns?[.completed] == 0)
+        #expect(st.running.map(\.id) == [RunID(2)] && st.running.first?.slurm?.taskID == "12_1" && st.running.first?.details == nil)
+        #expect(st.status.hasPrefix("1 running (1 on Slurm)"))
     }
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: prunectlBinary)))

@@ -1,6 +1,7 @@
 // Shared helpers for daemon tests: an in-process daemon on a temp state dir and a short socket
 // path, a blocking line client over the real Unix socket, and bounded polling.
 import Control
+import ControlClient
 @testable import Daemon
 import Foundation
 import PrunedJSON
@@ -79,11 +80,7 @@ final class TestClient {
         // (a double close would close some other thread's newly opened descriptor).
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard s >= 0 else { throw ClientError(description: "socket") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let rc = UnixSocketAddress.withAddress(path) { connect(s, $0, $1) }
         guard rc == 0 else { let e = String(cString: strerror(errno)); close(s); throw ClientError(description: "connect \(path): \(e)") }
         fd = s
         setTimeout(timeout)
@@ -103,7 +100,9 @@ final class TestClient {
     func sendRaw(_ bytes: [UInt8]) throws {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes { raw in
+                raw.baseAddress.map { Glibc.send(fd, $0 + done, bytes.count - done, Int32(MSG_NOSIGNAL)) } ?? 0
+            }
             if n <= 0 { throw ClientError(description: "send: \(String(cString: strerror(errno)))") }
             done += n
         }

@@ -223,7 +223,7 @@ def check_socket_path(path, env=None, uid=None):
 
 
 # ----------------------------------------------------------------------------------------------
-# Rendering request lines (mirrors Sources/Control/Tokens.swift: Lexer.quoteIfNeeded/renderValue)
+# Rendering request lines (mirrors Sources/Control/Lexer.swift: Lexer.quoteIfNeeded/renderValue)
 
 
 def _looks_numeric(s):
@@ -588,14 +588,17 @@ class Client(_Closing):
         Slurm options to values ({"partition": "main", "time": "2:00:00", "cpus_per_task": 2,
         "mem": "4G", "max_concurrent": 8, "account": "lab", "sbatch_args": ["--qos=low"],
         "batch": "b1"}: runs with the same options and batch queued together become one array
-        job). Returns {"id", "state", "run"}."""
+        job). Returns {"id", "state", "run"} (``run``: the new run's record in the short form, as
+        in ``list``)."""
         parts = ["submit"] + ([quote(preset)] if preset is not None else [])
         parts = _edits(parts, group=group, tags=tags, priority=priority, hold=hold,
                        overrides=_override_items(overrides, more), spec=spec)
         return self._call(parts + _slurm_args(executor, slurm))
 
     def list(self, state=None, group=None, tag=None, owner=None):
-        """{"runs": [summary...], "count": N}; ``state`` is a state or a list of states."""
+        """{"runs": [run...], "count": N}; ``state`` is a state or a list of states. Each run is
+        the short form of the record ``show`` returns: a subset of its keys with the same values
+        and nesting (``run["progress"]["epochs_done"]``)."""
         parts = ["list"]
         if state:
             parts.append("state=" + (state if isinstance(state, str) else ",".join(state)))

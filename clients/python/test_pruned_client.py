@@ -376,6 +376,22 @@ class DaemonClientTests(unittest.TestCase):
         self.assertIn("held", st["runs"])
         self.assertEqual(st["boot_id"], h["boot_id"])
 
+    def test_run_records_have_one_shape(self):
+        # list, submit's "run" and status's "running" carry the short form of show's record: the
+        # same keys with the same values and nesting, fewer of them.
+        r = self.submit_held(group="shape", tags=["one"])
+        shown = self.c.show(r["id"])
+        listed = [x for x in self.c.list(group="shape")["runs"] if x["id"] == r["id"]][0]
+        for short in (r["run"], listed):
+            self.assertIn("progress", short)
+            self.assertNotIn("epochs_done", short)
+            self.assertLess(set(short), set(shown))
+            self.assertEqual({k: shown[k] for k in short}, short)
+        self.assertEqual(shown["progress"]["epochs"], 2)
+        for running in self.c.status()["running"]:
+            self.assertIn("progress", running)
+        self.c.cancel(r["id"])
+
     def test_quoting_round_trips(self):
         name = 'night "A" run \\ with = signs, {braces} [x]\nand a\ttab'
         r = self.c.submit(spec=tiny_spec(pruning=False), hold=True, group="g:1@x+y", tags=["1.5", "true", "a-b"],

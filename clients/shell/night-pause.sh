@@ -32,7 +32,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$group" ] || usage
 # Group names are 1-64 of letters, digits and ._-+:@ (the daemon refuses others), so they never
-# need quoting on a request line.
+# need quoting on a request line. A copy of the daemon's rule, whose one home is RunLabel in
+# Sources/Control/RunLabel.swift: keep the two alike.
 if ! printf '%s' "$group" | grep -Eq '^[A-Za-z0-9._+:@-]{1,64}$'; then
   echo "night-pause: '$group' is not a group name (letters, digits and ._-+:@)" >&2
   exit 2

@@ -10,25 +10,6 @@ public struct ClientError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-/// Where the daemon's socket is: $PRUNED_SOCKET, else the systemd path when it exists, else the
-/// user-mode path ($XDG_RUNTIME_DIR/pruned/control.sock), else /tmp/pruned-UID/control.sock.
-/// ControlConnection checks the chosen path's directory (SocketDirectory) before connecting.
-public enum SocketLocator {
-    public static let systemPath = "/run/pruned/control.sock"
-
-    public static func defaultPath(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let p = env["PRUNED_SOCKET"], !p.isEmpty { return p }
-        if FileManager.default.fileExists(atPath: systemPath) { return systemPath }
-        if let r = env["XDG_RUNTIME_DIR"], !r.isEmpty {
-            let p = r + "/pruned/control.sock"
-            if FileManager.default.fileExists(atPath: p) { return p }
-        }
-        let tmp = "/tmp/pruned-\(getuid())/control.sock"
-        if FileManager.default.fileExists(atPath: tmp) { return tmp }
-        return env["XDG_RUNTIME_DIR"].map { $0 + "/pruned/control.sock" } ?? tmp
-    }
-}
-
 public final class ControlConnection {
     public let path: String
     public private(set) var hello: JSON = .null
@@ -76,7 +57,9 @@ public final class ControlConnection {
         let bytes = Array((line + "\n").utf8)
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes { raw in
+                raw.baseAddress.map { Glibc.send(fd, $0 + done, bytes.count - done, Int32(MSG_NOSIGNAL)) } ?? 0
+            }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw ClientError("lost the connection to the daemon: \(String(cString: strerror(errno)))") }
             done += n
