@@ -5,6 +5,7 @@ import Control
 @testable import Daemon
 import Foundation
 import PrunedJSON
+import TestSupport
 import Testing
 
 @Suite(.serialized, .enabled(if: haveFashionMNIST))
