@@ -6,7 +6,7 @@ import CBLAS
 import Dispatch
 
 /// Heap storage for `Float`s, zero-initialised, owned by exactly one layer or store.
-/// Hot loops use `ptr` directly (see SWIFT-NOTES: arrays in classes are slow in loops).
+/// Hot loops use `ptr` directly (an array stored in a class pays exclusivity checks and retain/release on every access in a loop).
 public final class FloatBuffer: @unchecked Sendable {
     public private(set) var ptr: UnsafeMutablePointer<Float>
     public private(set) var count: Int

@@ -121,7 +121,7 @@ public struct Normalisation: Sendable, Equatable, Codable {
     }
 }
 
-/// Training-set augmentation (spec §3): RandomCrop(32, padding 4, zero fill), then
+/// Training-set augmentation (docs/EXPERIMENTS.md §3): RandomCrop(32, padding 4, zero fill), then
 /// RandomHorizontalFlip(p = 0.5).
 public struct Augmentation: Sendable, Equatable, Codable {
     public var randomCrop: Bool

@@ -1,4 +1,4 @@
-// The paper's architectures (spec §2), with PyTorch's layer names and initialisations.
+// The paper's architectures (docs/EXPERIMENTS.md §2), with PyTorch's layer names and initialisations.
 // `width` scales every channel count (1 = the paper's model); it exists for fast tests and
 // demos, and a run records it.
 import Foundation

@@ -24,7 +24,7 @@ public final class Network {
     public var profiler: LayerProfiler?
 
     /// Called before every forward call of a top-level convolution, in training and in
-    /// evaluation (noise injection modifies weights here, spec §7).
+    /// evaluation (noise injection modifies weights here, docs/EXPERIMENTS.md §7).
     public var beforeConvolution: ((Conv2D) -> Void)?
 
     /// Every convolution, in forward order, including those inside residual blocks.

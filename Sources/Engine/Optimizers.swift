@@ -1,4 +1,4 @@
-// Optimizers over the whole parameter arena, PyTorch semantics (spec §4.1), and the
+// Optimizers over the whole parameter arena, PyTorch semantics (docs/EXPERIMENTS.md §4.1), and the
 // MultiStep learning-rate schedule. Scalars (bias corrections, learning rates) are computed in
 // Double as PyTorch's Python side does; the elementwise update is Float.
 import Foundation

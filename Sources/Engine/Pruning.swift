@@ -1,13 +1,13 @@
-// Pruning during training (spec §5), carrying out a PruningPlan (PruningPlan.swift): the per-layer linear schedule, the scores (L1, L2, E[BN],
+// Pruning during training (docs/EXPERIMENTS.md §5), carrying out a PruningPlan (PruningPlan.swift): the per-layer linear schedule, the scores (L1, L2, E[BN],
 // E[BN]_alt, activations), the selection of exactly k units among the unpruned ones (with the
 // authors' tie rule), and masks. Masking is done by keeping pruned units at exactly zero in
 // storage — weights, BatchNorm γ/β and their optimizer moments — and re-applying that after
 // every optimizer step; the network's outputs are identical to the authors' masked forward
-// (spec §5.6). In noise mode (spec §7) nothing is masked: targeted filters are perturbed for a
+// (docs/EXPERIMENTS.md §5.6). In noise mode (docs/EXPERIMENTS.md §7) nothing is masked: targeted filters are perturbed for a
 // window of forward calls instead.
 import Foundation
 
-/// The schedule arithmetic of spec §5.2, in IEEE double exactly as the authors' Python.
+/// The schedule arithmetic of docs/EXPERIMENTS.md §5.2, in IEEE double exactly as the authors' Python.
 public enum PruneSchedule {
     /// K_final = ceil((1 − frac) · N)
     public static func finalKept(units n: Int, fraction: Double) -> Int { Int(((1 - fraction) * Double(n)).rounded(.up)) }
@@ -50,7 +50,7 @@ public enum PruneSchedule {
         return Array(candidates.prefix(k))
     }
 
-    /// E[ReLU(M)] for M ~ N(β, s²): s = |γ| (or signed γ for the _alt variant). Spec §5.3.
+    /// E[ReLU(M)] for M ~ N(β, s²): s = |γ| (or signed γ for the _alt variant). docs/EXPERIMENTS.md §5.3.
     public static func expectedBN(gamma: Double, beta: Double, signed: Bool) -> Double {
         let s = signed ? gamma : abs(gamma)
         let alpha = (0 - beta) / s
@@ -371,7 +371,7 @@ public final class Pruner {
         rebuildZeroRanges()
     }
 
-    // MARK: noise (spec §7)
+    // MARK: noise (docs/EXPERIMENTS.md §7)
 
     private func installNoiseHook() {
         var index: [ObjectIdentifier: Int] = [:]

@@ -1,9 +1,9 @@
-// A pruning plan (spec §5): which layers lose which fraction of their units on which
+// A pruning plan (docs/EXPERIMENTS.md §5): which layers lose which fraction of their units on which
 // schedule, by which score, granularity and target, optionally with noise instead of masks
-// (spec §7); and `PruningPlan.validate`, the one home of the rules a plan obeys regardless of
+// (docs/EXPERIMENTS.md §7); and `PruningPlan.validate`, the one home of the rules a plan obeys regardless of
 // the model. Pruning.swift carries a plan out.
 
-/// How a unit is scored for pruning (spec §5.3). The checks and the pruning code ask the
+/// How a unit is scored for pruning (docs/EXPERIMENTS.md §5.3). The checks and the pruning code ask the
 /// properties below, never for particular cases.
 public enum PruneScore: String, CaseIterable, Sendable {
     case l2, l1, ebn, ebn_alt, activations

@@ -2,7 +2,7 @@
 // Shortcuts: identity; option B, a 1×1 conv (stride s, no bias) + BN (ResNet18); option A,
 // x[:, :, ::2, ::2] zero-padded with `pad` channels on each side (ResNet20/56).
 // `keep` (one float per output channel, 1 or 0) gates the shortcut per channel, so a pruned
-// conv2 channel drops its residual too (spec §5.5); all ones means the plain block.
+// conv2 channel drops its residual too (docs/EXPERIMENTS.md §5.5); all ones means the plain block.
 
 public enum Shortcut {
     case identity
@@ -23,7 +23,7 @@ public final class BasicBlock: Layer {
         didSet { conv1.computesInputGradient = computesInputGradient; if case .projection(let c, _) = shortcut { c.computesInputGradient = computesInputGradient } }
     }
 
-    /// The "activations" pruning score (spec §5.3), when enabled: per-channel EMAs of the L1
+    /// The "activations" pruning score (docs/EXPERIMENTS.md §5.3), when enabled: per-channel EMAs of the L1
     /// norm (sum over batch and space) of BN1(conv1(x)) and of the post-shortcut, pre-ReLU sum,
     /// updated on every 10th training forward of the block (A ← 0.1·Σ|·| + 0.9·A).
     public private(set) var activationScores: (conv1: [Double], conv2: [Double])?

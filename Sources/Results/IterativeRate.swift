@@ -1,7 +1,7 @@
-// The "iterative pruning rate" of spec §5.2, read from a run's canonical spec JSON.
+// The "iterative pruning rate" of docs/EXPERIMENTS.md §5.2, read from a run's canonical spec JSON.
 import PrunedJSON
 
-/// Spec §5.2: "iterative pruning rate" = frac / n of the layer with the largest fraction, where
+/// docs/EXPERIMENTS.md §5.2: "iterative pruning rate" = frac / n of the layer with the largest fraction, where
 /// n = len(range(start, end + 1, period)) is that layer's number of pruning events (epochs start,
 /// start + period, … ≤ end, as Engine's LayerPlan.events). Ties for the largest fraction go to the
 /// first layer listed.

@@ -1,6 +1,6 @@
 // The results report: per configuration the number of runs, mean and bootstrapped 95% CI of
 // the best post-prune test accuracy, mean stability, mean instability and generalization gap
-// (spec §6.3/§6.4), and the iterative pruning rate; across all runs the Pearson r and Kendall
+// (docs/EXPERIMENTS.md §6.3/§6.4), and the iterative pruning rate; across all runs the Pearson r and Kendall
 // tau-b of mean stability against best accuracy and against the gap (one point per run, as the
 // paper's correlation panels). Failed runs (diverged, final checkpoint not written, …) never
 // contribute: each configuration counts them as excluded. Rendered as an aligned text table,

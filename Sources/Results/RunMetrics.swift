@@ -1,4 +1,4 @@
-// Per-run statistics of spec §6.3, computed here once for every run: best post-prune test
+// Per-run statistics of docs/EXPERIMENTS.md §6.3, computed here once for every run: best post-prune test
 // accuracy (at or after the last pruning epoch), its epoch and generalization gap, and mean
 // stability and instability over the pruning epochs. Training's summary.json holds them for a
 // finished run (from its epoch records); a report takes them from there, or recomputes them
@@ -14,7 +14,7 @@ public struct EpochAccuracy: Sendable, Equatable {
     /// Test accuracy (%) before and after this epoch's pruning.
     public var preTest: Double?
     public var postTest: Double?
-    /// A pruning epoch in the statistics' sense (spec §6.2): the authors' average pruned score
+    /// A pruning epoch in the statistics' sense (docs/EXPERIMENTS.md §6.2): the authors' average pruned score
     /// (avg_pruned_magnitude) is > 0.
     public var isPruningEpoch: Bool
 
@@ -51,7 +51,7 @@ public struct EpochAccuracy: Sendable, Equatable {
     public var stability: Double? { instability.map { 100 * (1 - $0) } }
 }
 
-/// Per-run statistics of spec §6.3. From epochs they are computed; for a report each field
+/// Per-run statistics of docs/EXPERIMENTS.md §6.3. From epochs they are computed; for a report each field
 /// comes from summary.json when it holds a finite number there, otherwise from the metrics rows
 /// (for unfinished runs); nil when neither has it.
 public struct RunMetrics: Equatable, Sendable {

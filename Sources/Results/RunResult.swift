@@ -39,10 +39,10 @@ public struct RunResult: Sendable {
     /// is "failed". A failed run never contributes to a report's statistics; it is counted.
     public var isFailed: Bool { state == "failed" }
 
-    /// Best accuracy, gap and stability of this run (spec §6.3).
+    /// Best accuracy, gap and stability of this run (docs/EXPERIMENTS.md §6.3).
     public var metrics: RunMetrics { RunMetrics(summary: summary, rows: rows) }
 
-    /// Iterative pruning rate in % per event (spec §5.2); nil without pruning.
+    /// Iterative pruning rate in % per event (docs/EXPERIMENTS.md §5.2); nil without pruning.
     public var iterativeRate: Double? { IterativeRate.percent(spec: spec) }
 
     /// Reads a run directory: spec.json (or, failing that, summary.json's "spec"), summary.json

@@ -1,4 +1,4 @@
-// Statistics for the results of spec §6.4: means, bootstrapped percentile confidence intervals
+// Statistics for the results of docs/EXPERIMENTS.md §6.4: means, bootstrapped percentile confidence intervals
 // (seaborn 0.10 lineplot defaults: 1,000 resamples of the runs with replacement, 2.5th/97.5th
 // percentiles of the resampled means), Pearson r, Kendall tau-b and least-squares lines.
 // The paper's bootstrap was unseeded; here it is deterministic given a seed (SplitMix64 and a

@@ -1,4 +1,4 @@
-// Every configuration of the paper's experiment matrix (spec §1) by name, plus the poster's
+// Every configuration of the paper's experiment matrix (docs/EXPERIMENTS.md §1) by name, plus the poster's
 // Conv4 conditions, and the scaling of a preset to another epoch count that keeps the
 // schedule's shape (ScheduleScaling.swift).
 import Engine

@@ -85,7 +85,7 @@ public struct RunSpec: Sendable, Equatable {
     public var batchSize: Int = 128
     public var testBatchSize: Int = 256
     public var seed: UInt64 = 0
-    /// Pruning during training (spec §5) and, optionally, noise instead of masking (§7).
+    /// Pruning during training (docs/EXPERIMENTS.md §5) and, optionally, noise instead of masking (§7).
     public var pruning: PruningPlan?
     /// Checkpoint cadence and retention (nil: the defaults, a checkpoint at each epoch end).
     public var checkpoint: CheckpointSpec?

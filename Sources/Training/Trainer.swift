@@ -1,4 +1,4 @@
-// One training run in memory: model, optimizer, data and the per-epoch protocol of spec §4.2
+// One training run in memory: model, optimizer, data and the per-epoch protocol of docs/EXPERIMENTS.md §4.2
 // (train, pre-prune evaluation, [prune], LR step, post-prune evaluation). Everything that
 // varies between runs comes from the spec and its seed; every random draw comes from a stream
 // derived from (seed, purpose, epoch, position), so a run is a pure function of its spec,
@@ -36,7 +36,7 @@ public struct EpochRecord: Sendable, Equatable {
     /// The authors' avg_pruned_magnitude: mean over pruning layers of max(mean score, 0); −1 if none.
     public var averagePrunedScore: Double? { pruning.map { $0.isEmpty ? -1 : Pruner.averagePrunedScore($0) } }
 
-    /// A pruning epoch in the statistics' sense (spec §6.2): the average pruned score is > 0.
+    /// A pruning epoch in the statistics' sense (docs/EXPERIMENTS.md §6.2): the average pruned score is > 0.
     public var isPruningEpoch: Bool { (averagePrunedScore ?? -1) > 0 }
 
     /// The epoch as the per-run statistics read it (Results' RunMetrics).
@@ -244,7 +244,7 @@ public final class Trainer {
         return Activation(data: batchInput.ptr, channels: 3, batch: n, height: 32, width: 32)
     }
 
-    /// Runs the next epoch with the protocol of spec §4.2 and returns its record; throws
+    /// Runs the next epoch with the protocol of docs/EXPERIMENTS.md §4.2 and returns its record; throws
     /// TrainingDiverged as the other `runEpoch` does.
     public func runEpoch(clock: () -> Double = Trainer.monotonicSeconds) throws -> EpochRecord {
         // Without a stop request the epoch always completes.
@@ -262,7 +262,7 @@ public final class Trainer {
         let t0 = clock()
         let lr = currentLR
         // Scratch pruning prunes at epoch 0 before any training: that epoch does not train and
-        // does not step the learning-rate schedule (spec §4.1, §4.2).
+        // does not step the learning-rate schedule (docs/EXPERIMENTS.md §4.1, §4.2).
         let scratchStart = spec.pruning?.scratch == true && epoch == 0
         let resumedImages = partialTrain.count
         if !scratchStart {

@@ -1,6 +1,6 @@
 // Grouping runs into configurations (seed, name, checkpoint ignored; dataset limits kept),
 // short labels from the differing fields, stable order, the iterative pruning rate against the
-// numbers of spec §5.2, and per-run metrics recomputed from metrics rows.
+// numbers of EXPERIMENTS.md §5.2, and per-run metrics recomputed from metrics rows.
 import PrunedJSON
 import Results
 import Testing
@@ -80,7 +80,7 @@ import Testing
         #expect(labels == ["pruning.target=smallest", "pruning.target=largest", "pruning.target=smallest"])
     }
 
-    // MARK: iterative pruning rate (spec §5.2)
+    // MARK: iterative pruning rate (EXPERIMENTS.md §5.2)
 
     @Test func vggRateSweepMatchesTheSpec() {
         // VGG c8 (.9, 6→275): r = 4, 20, 40, 60, 100, 200, 300 → n = 68, 14, 7, 5, 3, 2, 1
