@@ -32,6 +32,9 @@ public final class Conv2D: Layer {
     public static let winogradTargetTiles = 512
     /// Below this many input channels the Winograd GEMMs are too thin to pay off.
     public static let winogradMinimumChannels = 16
+    /// Set by pruning when channels leave this convolution's GEMMs (Compaction.swift); forward
+    /// and backward then run over the selected channels only.
+    public internal(set) var compact: CompactConv2D?
 
     private unowned let store: ParameterStore
     private let output = FloatBuffer(count: 0)
@@ -90,6 +93,7 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        if let compact { return compact.forward(x, ctx) }
         input = x
         if usesWinograd { return winogradForward(x, ctx) }
         let g = geometry(x)
@@ -126,6 +130,7 @@ public final class Conv2D: Layer {
     }
 
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+        if let compact { return compact.backward(dy, ctx) }
         guard let x = input else { return dy }
         if usesWinograd { return winogradBackward(x, dy, ctx) }
         let g = geometry(x)

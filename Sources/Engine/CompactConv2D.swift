@@ -1,0 +1,166 @@
+// A Conv2D run over a ChannelSelection (Compaction.swift): the selected output channels of the
+// selected input channels go through an inner Conv2D of the compact shape — the same im2col or
+// Winograd code, its weights [outputs, inputs, k, k] gathered from the full weights before each
+// forward call — and the results are placed into full-shape activations and gradients.
+//   forward:  x → (gather the selected input channels) → inner conv → y (selected channels),
+//             every other output channel = its bias (or 0), as the masked GEMM gives with zero
+//             weights.
+//   backward: dY (selected channels) → inner conv backward → weight gradients added into the
+//             selected rows/columns of the full gradient, bias gradients of every channel as
+//             the full conv sums them; input gradient 0 on the unselected (zero) inputs.
+// Gathers and scatters are split over channels by `partition`, so the result is a function of
+// the inputs and the thread count only.
+
+public final class CompactConv2D {
+    public let selection: ChannelSelection
+    private unowned let conv: Conv2D
+    private unowned let store: ParameterStore
+    /// The inner convolution's parameters (compact weights and bias, their gradients).
+    private let innerStore = ParameterStore()
+    private let inner: Conv2D
+    private let gatheredInput = FloatBuffer(count: 0)
+    private let gatheredGradient = FloatBuffer(count: 0)
+    private let output = FloatBuffer(count: 0)
+    private let gradInput = FloatBuffer(count: 0)
+    private var input: Activation?
+
+    init(_ conv: Conv2D, store: ParameterStore, selection: ChannelSelection) {
+        self.conv = conv
+        self.store = store
+        self.selection = selection
+        inner = Conv2D(conv.name, store: innerStore, inChannels: selection.inputs.count, outChannels: selection.outputs.count,
+                       kernel: conv.kernel, stride: conv.stride, padding: conv.padding, bias: conv.bias != nil, weightInit: .zeros)
+        innerStore.finalise(seed: 0)
+    }
+
+    /// Whether anything is left to multiply (otherwise every output is its bias).
+    private var hasProducts: Bool { !selection.outputs.isEmpty && !selection.inputs.isEmpty }
+
+    /// Copies the selected weights (and biases) into the inner convolution.
+    private func gatherWeights(_ ctx: ExecutionContext) {
+        let outs = selection.outputs, ins = selection.inputs
+        let kk = conv.kernel * conv.kernel, cin = conv.inChannels, cinL = ins.count
+        let w = store.value(conv.weight), wc = innerStore.value(inner.weight)
+        ctx.workers.forEachRange(outs.count, minimumPerThread: 16) { r in
+            for j in r {
+                let src = w + outs[j] * cin * kk, dst = wc + j * cinL * kk
+                for (i, ci) in ins.enumerated() { (dst + i * kk).update(from: src + ci * kk, count: kk) }
+            }
+        }
+        if let b = conv.bias, let bc = inner.bias {
+            let bv = store.value(b), bcv = innerStore.value(bc)
+            for (j, co) in outs.enumerated() { bcv[j] = bv[co] }
+        }
+    }
+
+    func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        input = x
+        let outs = selection.outputs, ins = selection.inputs
+        let cout = conv.outChannels
+        let ho = (x.height + 2 * conv.padding - conv.kernel) / conv.stride + 1
+        let wo = (x.width + 2 * conv.padding - conv.kernel) / conv.stride + 1
+        let m = x.batch * ho * wo
+        var computed: Activation?
+        if hasProducts {
+            gatherWeights(ctx)
+            inner.algorithm = conv.algorithm
+            let xs = ins.count == conv.inChannels ? x : gatherChannels(x, ins, into: gatheredInput, ctx)
+            let ys = inner.forward(xs, ctx)
+            if outs.count == cout { return Activation(data: ys.data, channels: cout, batch: x.batch, height: ho, width: wo) }
+            computed = ys
+        }
+        output.reserve(cout * m)
+        let y = output.ptr
+        let bias = conv.bias.map { store.value($0) }
+        let slot = slots(outs, count: cout), src = computed?.data
+        ctx.workers.forEachRange(cout, minimumPerThread: 4) { r in
+            for co in r {
+                if let src, slot[co] >= 0 {
+                    (y + co * m).update(from: src + slot[co] * m, count: m)
+                } else {
+                    (y + co * m).update(repeating: bias?[co] ?? 0, count: m)
+                }
+            }
+        }
+        return Activation(data: y, channels: cout, batch: x.batch, height: ho, width: wo)
+    }
+
+    func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+        guard let x = input else { return dy }
+        let outs = selection.outputs, ins = selection.inputs
+        let cout = conv.outChannels, cin = conv.inChannels, kk = conv.kernel * conv.kernel
+        let needDX = conv.computesInputGradient
+        var dxs: Activation?
+        if hasProducts {
+            let dys = outs.count == cout ? dy : gatherChannels(dy, outs, into: gatheredGradient, ctx)
+            innerStore.zeroGradients()
+            inner.computesInputGradient = needDX
+            dxs = inner.backward(dys, ctx)
+            // Inner weight gradients into the selected rows and columns of the full gradient.
+            let gw = store.gradient(conv.weight), gc = innerStore.gradient(inner.weight), cinL = ins.count
+            ctx.workers.forEachRange(outs.count, minimumPerThread: 16) { r in
+                for j in r {
+                    let dst = gw + outs[j] * cin * kk, src = gc + j * cinL * kk
+                    for (i, ci) in ins.enumerated() {
+                        let d = dst + ci * kk, s = src + i * kk
+                        for t in 0 ..< kk { d[t] += s[t] }
+                    }
+                }
+            }
+        }
+        if let b = conv.bias {
+            // Every channel's bias gradient as Conv2D sums it (an unselected channel's output
+            // is its bias, so its gradient is the plain channel sum of dY).
+            let gb = store.gradient(b), m = dy.perChannel
+            let innerGradient = inner.bias.map { innerStore.gradient($0) }
+            let slot = slots(hasProducts ? outs : [], count: cout)
+            ctx.workers.forEachRange(cout) { r in
+                for co in r {
+                    if let innerGradient, slot[co] >= 0 { gb[co] += innerGradient[slot[co]] } else { gb[co] += Float(channelSum(dy.data + co * m, m)) }
+                }
+            }
+        }
+        if needDX, let dxs, ins.count == cin {
+            return Activation(data: dxs.data, channels: cin, batch: x.batch, height: x.height, width: x.width)
+        }
+        if needDX {
+            gradInput.reserve(x.count)
+            scatterChannels(dxs?.data, ins, channels: cin, perChannel: x.perChannel, into: gradInput.ptr, ctx)
+        }
+        return Activation(data: gradInput.ptr, channels: cin, batch: x.batch, height: x.height, width: x.width)
+    }
+}
+
+/// The channels `channels` of a channel-major activation, copied contiguously into `buffer`.
+func gatherChannels(_ a: Activation, _ channels: [Int], into buffer: FloatBuffer, _ ctx: ExecutionContext) -> Activation {
+    let m = a.perChannel
+    buffer.reserve(channels.count * m)
+    let dst = buffer.ptr, src = a.data
+    ctx.workers.forEachRange(channels.count, minimumPerThread: 4) { r in
+        for j in r { (dst + j * m).update(from: src + channels[j] * m, count: m) }
+    }
+    return Activation(data: dst, channels: channels.count, batch: a.batch, height: a.height, width: a.width)
+}
+
+/// Full-shape channel-major data: channel `channels[j]` from compact channel j of `compact`,
+/// every other channel zero (all zero when `compact` is nil).
+func scatterChannels(_ compact: UnsafeMutablePointer<Float>?, _ channels: [Int], channels count: Int, perChannel m: Int,
+                     into dst: UnsafeMutablePointer<Float>, _ ctx: ExecutionContext) {
+    let slot = slots(compact == nil ? [] : channels, count: count)
+    ctx.workers.forEachRange(count, minimumPerThread: 4) { r in
+        for c in r {
+            if let compact, slot[c] >= 0 {
+                (dst + c * m).update(from: compact + slot[c] * m, count: m)
+            } else {
+                (dst + c * m).update(repeating: 0, count: m)
+            }
+        }
+    }
+}
+
+/// slot[c] = j where selected[j] == c, −1 for channels not selected.
+func slots(_ selected: [Int], count: Int) -> [Int] {
+    var slot = [Int](repeating: -1, count: count)
+    for (j, c) in selected.enumerated() { slot[c] = j }
+    return slot
+}
