@@ -18,6 +18,7 @@ public final class CompactConv2D {
     /// The inner convolution's parameters (compact weights and bias, their gradients).
     private let innerStore = ParameterStore()
     private let inner: Conv2D
+    private let inputRuns: IndexRuns
     private let gatheredInput = FloatBuffer(count: 0)
     private let gatheredGradient = FloatBuffer(count: 0)
     private let output = FloatBuffer(count: 0)
@@ -28,6 +29,7 @@ public final class CompactConv2D {
         self.conv = conv
         self.store = store
         self.selection = selection
+        inputRuns = IndexRuns(selection.inputs)
         inner = Conv2D(conv.name, store: innerStore, inChannels: selection.inputs.count, outChannels: selection.outputs.count,
                        kernel: conv.kernel, stride: conv.stride, padding: conv.padding, bias: conv.bias != nil, weightInit: .zeros)
         innerStore.finalise(seed: 0)
@@ -40,12 +42,9 @@ public final class CompactConv2D {
     private func gatherWeights(_ ctx: ExecutionContext) {
         let outs = selection.outputs, ins = selection.inputs
         let kk = conv.kernel * conv.kernel, cin = conv.inChannels, cinL = ins.count
-        let w = store.value(conv.weight), wc = innerStore.value(inner.weight)
+        let w = store.value(conv.weight), wc = innerStore.value(inner.weight), runs = inputRuns
         ctx.workers.forEachRange(outs.count, minimumPerThread: 16) { r in
-            for j in r {
-                let src = w + outs[j] * cin * kk, dst = wc + j * cinL * kk
-                for (i, ci) in ins.enumerated() { (dst + i * kk).update(from: src + ci * kk, count: kk) }
-            }
+            for j in r { runs.gather(w + outs[j] * cin * kk, into: wc + j * cinL * kk, block: kk) }
         }
         if let b = conv.bias, let bc = inner.bias {
             let bv = store.value(b), bcv = innerStore.value(bc)
@@ -97,15 +96,9 @@ public final class CompactConv2D {
             inner.computesInputGradient = needDX
             dxs = inner.backward(dys, ctx)
             // Inner weight gradients into the selected rows and columns of the full gradient.
-            let gw = store.gradient(conv.weight), gc = innerStore.gradient(inner.weight), cinL = ins.count
+            let gw = store.gradient(conv.weight), gc = innerStore.gradient(inner.weight), cinL = ins.count, runs = inputRuns
             ctx.workers.forEachRange(outs.count, minimumPerThread: 16) { r in
-                for j in r {
-                    let dst = gw + outs[j] * cin * kk, src = gc + j * cinL * kk
-                    for (i, ci) in ins.enumerated() {
-                        let d = dst + ci * kk, s = src + i * kk
-                        for t in 0 ..< kk { d[t] += s[t] }
-                    }
-                }
+                for j in r { runs.scatterAdd(gc + j * cinL * kk, into: gw + outs[j] * cin * kk, block: kk) }
             }
         }
         if let b = conv.bias {

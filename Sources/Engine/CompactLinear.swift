@@ -13,6 +13,8 @@ public final class CompactLinear {
     private unowned let store: ParameterStore
     private let innerStore = ParameterStore()
     private let inner: Linear
+    private let inputRuns: IndexRuns
+    private let outputRuns: IndexRuns
     private let gatheredInput = FloatBuffer(count: 0)
     private let gatheredGradient = FloatBuffer(count: 0)
     private let output = FloatBuffer(count: 0)
@@ -23,6 +25,8 @@ public final class CompactLinear {
         self.linear = linear
         self.store = store
         self.selection = selection
+        inputRuns = IndexRuns(selection.inputs)
+        outputRuns = IndexRuns(selection.outputs)
         inner = Linear(linear.name, store: innerStore, inFeatures: selection.inputs.count, outFeatures: selection.outputs.count,
                        weightInit: .zeros, biasInit: .zeros)
         innerStore.finalise(seed: 0)
@@ -30,17 +34,13 @@ public final class CompactLinear {
 
     private var hasProducts: Bool { !selection.outputs.isEmpty && !selection.inputs.isEmpty }
 
-    /// Columns `columns` of the rows of a row-major [rows, width] matrix, into `buffer`.
-    private func gatherColumns(_ a: UnsafeMutablePointer<Float>, rows: Int, width: Int, _ columns: [Int],
+    /// The columns `runs` select from each row of a row-major [rows, width] matrix, into `buffer`.
+    private func gatherColumns(_ a: UnsafeMutablePointer<Float>, rows: Int, width: Int, _ runs: IndexRuns, count n: Int,
                                into buffer: FloatBuffer, _ ctx: ExecutionContext) -> UnsafeMutablePointer<Float> {
-        let n = columns.count
         buffer.reserve(rows * n)
         let dst = buffer.ptr
         ctx.workers.forEachRange(rows, minimumPerThread: 8) { r in
-            for i in r {
-                let s = a + i * width, d = dst + i * n
-                for (j, c) in columns.enumerated() { d[j] = s[c] }
-            }
+            for i in r { runs.gather(a + i * width, into: dst + i * n) }
         }
         return dst
     }
@@ -53,30 +53,25 @@ public final class CompactLinear {
         var computed: UnsafeMutablePointer<Float>?
         if hasProducts {
             let w = store.value(linear.weight), wc = innerStore.value(inner.weight), bc = innerStore.value(inner.bias)
-            let inL = ins.count
+            let inL = ins.count, runs = inputRuns
             ctx.workers.forEachRange(outs.count, minimumPerThread: 16) { r in
-                for j in r {
-                    let s = w + outs[j] * inF, d = wc + j * inL
-                    for (i, c) in ins.enumerated() { d[i] = s[c] }
-                }
+                for j in r { runs.gather(w + outs[j] * inF, into: wc + j * inL) }
             }
-            for (j, o) in outs.enumerated() { bc[j] = b[o] }
+            outputRuns.gather(b, into: bc)
             let xs = ins.count == inF ? x
-                : Activation(data: gatherColumns(x.data, rows: n, width: inF, ins, into: gatheredInput, ctx), channels: inL,
+                : Activation(data: gatherColumns(x.data, rows: n, width: inF, runs, count: inL, into: gatheredInput, ctx), channels: inL,
                              batch: n, height: 1, width: 1, layout: .rowMajor)
             let ys = inner.forward(xs, ctx)
             if outs.count == outF { return ys }
             computed = ys.data
         }
         output.reserve(n * outF)
-        let y = output.ptr, outL = outs.count
-        let slot = slots(computed == nil ? [] : outs, count: outF)
+        let y = output.ptr, outL = outs.count, runs = outputRuns
         ctx.workers.forEachRange(n, minimumPerThread: 8) { r in
             for i in r {
                 let d = y + i * outF
-                for o in 0 ..< outF {
-                    if let computed, slot[o] >= 0 { d[o] = computed[i * outL + slot[o]] } else { d[o] = b[o] }
-                }
+                d.update(from: b, count: outF)
+                if let computed { runs.scatter(computed + i * outL, into: d) }
             }
         }
         return Activation(data: y, channels: outF, batch: n, height: 1, width: 1, layout: .rowMajor)
@@ -93,19 +88,16 @@ public final class CompactLinear {
         if hasProducts {
             slot = slots(outs, count: outF)
             let dys = outs.count == outF ? dy
-                : Activation(data: gatherColumns(dy.data, rows: n, width: outF, outs, into: gatheredGradient, ctx),
+                : Activation(data: gatherColumns(dy.data, rows: n, width: outF, outputRuns, count: outs.count, into: gatheredGradient, ctx),
                              channels: outs.count, batch: n, height: 1, width: 1, layout: .rowMajor)
             innerStore.zeroGradients()
             inner.computesInputGradient = needDX
             dxs = inner.backward(dys, ctx)
-            let gc = innerStore.gradient(inner.weight), gbc = innerStore.gradient(inner.bias), inL = ins.count
+            let gc = innerStore.gradient(inner.weight), gbc = innerStore.gradient(inner.bias), inL = ins.count, runs = inputRuns
             ctx.workers.forEachRange(outs.count, minimumPerThread: 16) { r in
-                for j in r {
-                    let d = gw + outs[j] * inF, s = gc + j * inL
-                    for (i, c) in ins.enumerated() { d[c] += s[i] }
-                }
+                for j in r { runs.scatterAdd(gc + j * inL, into: gw + outs[j] * inF) }
             }
-            for (j, o) in outs.enumerated() { gb[o] += gbc[j] }
+            outputRuns.scatterAdd(gbc, into: gb)
         }
         // Unselected neurons: the bias gradient as Linear sums it (their weights get none).
         for o in 0 ..< outF where slot[o] < 0 {
@@ -116,12 +108,12 @@ public final class CompactLinear {
         if needDX, let dxs, ins.count == inF { return dxs }
         if needDX {
             gradInput.reserve(n * inF)
-            let dx = gradInput.ptr, inL = ins.count, src = dxs?.data
+            let dx = gradInput.ptr, inL = ins.count, src = dxs?.data, runs = inputRuns
             ctx.workers.forEachRange(n, minimumPerThread: 8) { r in
                 for i in r {
                     let d = dx + i * inF
                     d.update(repeating: 0, count: inF)
-                    if let src { for (j, c) in ins.enumerated() { d[c] = src[i * inL + j] } }
+                    if let src { runs.scatter(src + i * inL, into: d) }
                 }
             }
         }

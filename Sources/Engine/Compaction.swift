@@ -174,3 +174,46 @@ extension Network {
         return total
     }
 }
+
+/// An ascending index list as maximal runs of consecutive indices, so that gathers and
+/// scatters between full and compact layouts copy whole runs (one run when nothing is dropped).
+struct IndexRuns {
+    struct Run {
+        /// Index `start + k` of the full layout is element `position + k` of the compact one.
+        let start: Int
+        let position: Int
+        let count: Int
+    }
+
+    let runs: [Run]
+
+    init(_ ascending: [Int]) {
+        var out: [Run] = []
+        var i = 0
+        while i < ascending.count {
+            var j = i + 1
+            while j < ascending.count && ascending[j] == ascending[j - 1] + 1 { j += 1 }
+            out.append(Run(start: ascending[i], position: i, count: j - i))
+            i = j
+        }
+        runs = out
+    }
+
+    /// compact[position·block …] = full[start·block …] for every run.
+    @inline(__always) func gather(_ full: UnsafePointer<Float>, into compact: UnsafeMutablePointer<Float>, block: Int = 1) {
+        for r in runs { (compact + r.position &* block).update(from: full + r.start &* block, count: r.count &* block) }
+    }
+
+    /// full[start·block …] = compact[position·block …] for every run (other entries untouched).
+    @inline(__always) func scatter(_ compact: UnsafePointer<Float>, into full: UnsafeMutablePointer<Float>, block: Int = 1) {
+        for r in runs { (full + r.start &* block).update(from: compact + r.position &* block, count: r.count &* block) }
+    }
+
+    /// full[start·block …] += compact[position·block …] for every run.
+    @inline(__always) func scatterAdd(_ compact: UnsafePointer<Float>, into full: UnsafeMutablePointer<Float>, block: Int = 1) {
+        for r in runs {
+            let d = full + r.start &* block, s = compact + r.position &* block
+            for t in 0 ..< r.count &* block { d[t] += s[t] }
+        }
+    }
+}

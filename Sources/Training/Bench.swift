@@ -23,6 +23,9 @@ public struct BenchResult: Sendable {
     public var preset: String?
     public var state: String?
     public var macFraction: Double?
+    /// Preset benchmarks: the process's CPU seconds per batch (all threads; median), which
+    /// load from other processes on a shared machine does not inflate as it does wall time.
+    public var cpuSecondsPerBatch: Double?
 
     public var json: JSON {
         var pairs: [(String, JSON)] = [
@@ -33,8 +36,16 @@ public struct BenchResult: Sendable {
         if let preset { pairs.append(("preset", .string(preset))) }
         if let state { pairs.append(("state", .string(state))) }
         if let macFraction { pairs.append(("mac_fraction", .number((macFraction * 10000).rounded() / 10000))) }
+        if let cpuSecondsPerBatch { pairs.append(("cpu_seconds_per_batch", .number(cpuSecondsPerBatch))) }
         return .object(pairs)
     }
+}
+
+/// CPU time of the whole process (every thread), in seconds.
+func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 final class TimingProfiler: LayerProfiler {
@@ -51,8 +62,9 @@ final class TimingProfiler: LayerProfiler {
 public enum Benchmark {
     /// Measures `network` (default: a fresh `architecture` with 10 classes, seed 1), as it is:
     /// a pruned network runs compacted (the GFLOP/s then count the multiply-adds executed).
+    /// With `measureCPU` the rows also carry the median process CPU time per batch.
     public static func run(architecture: Architecture, network: Network? = nil, threads: Int, batch: Int, evalBatch: Int,
-                           repetitions: Int, convolution: ConvAlgorithm = .automatic, profile: Bool,
+                           repetitions: Int, convolution: ConvAlgorithm = .automatic, profile: Bool, measureCPU: Bool = false,
                            log: (String) -> Void) -> [BenchResult] {
         let net = network ?? ModelFactory.make(architecture, classes: 10, seed: 1)
         for c in net.convolutions { c.algorithm = convolution }
@@ -81,12 +93,18 @@ public enum Benchmark {
             _ = labels.withUnsafeBufferPointer { loss.evaluate(logits, labels: $0.baseAddress!, computeGradient: false) }
         }
         func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+        var cpu: [Double] = []
         func time(_ body: () -> Void) -> Double {
-            let t = Trainer.monotonicSeconds(); body(); return Trainer.monotonicSeconds() - t
+            let t = Trainer.monotonicSeconds(), c = processCPUSeconds()
+            body()
+            cpu.append(processCPUSeconds() - c)
+            return Trainer.monotonicSeconds() - t
         }
 
         trainStep(); trainStep()   // warm-up: buffers allocated, pages touched
         let train = median((0 ..< repetitions).map { _ in time(trainStep) })
+        let trainCPU = median(cpu)
+        cpu = []
         results.append(BenchResult(model: architecture.rawValue, mode: "train", threads: threads, batch: batch,
                                    imagesPerSecond: Double(batch) / train, gflops: 6 * macs * Double(batch) / train / 1e9,
                                    secondsPerBatch: train))
@@ -95,6 +113,10 @@ public enum Benchmark {
         results.append(BenchResult(model: architecture.rawValue, mode: "eval", threads: threads, batch: evalBatch,
                                    imagesPerSecond: Double(evalBatch) / eval, gflops: 2 * macs * Double(evalBatch) / eval / 1e9,
                                    secondsPerBatch: eval))
+        if measureCPU {
+            results[0].cpuSecondsPerBatch = trainCPU
+            results[1].cpuSecondsPerBatch = median(cpu)
+        }
         if profile {
             let p = TimingProfiler()
             net.profiler = p

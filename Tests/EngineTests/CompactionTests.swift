@@ -101,6 +101,20 @@ private func relativeError(_ a: [Float], _ b: [Float], where include: (Int) -> B
         for c in 0 ..< 3 { #expect(gb[c] == Float(channelSum(dy.buffer.ptr + c * 32, 32))) }
     }
 
+    @Test func indexRunsCopyWholeRuns() {
+        let runs = IndexRuns([0, 1, 2, 5, 7, 8])
+        #expect(runs.runs.map { [$0.start, $0.position, $0.count] } == [[0, 0, 3], [5, 3, 1], [7, 4, 2]])
+        #expect(IndexRuns(Array(0 ..< 9)).runs.count == 1 && IndexRuns([]).runs.isEmpty)
+        let full = FloatBuffer(count: 18), compact = FloatBuffer(count: 12)
+        for i in 0 ..< 18 { full[i] = Float(i) }
+        runs.gather(full.ptr, into: compact.ptr, block: 2)
+        #expect(compact.array == [0, 1, 2, 3, 4, 5, 10, 11, 14, 15, 16, 17])
+        let back = FloatBuffer(count: 18)
+        runs.scatter(compact.ptr, into: back.ptr, block: 2)
+        runs.scatterAdd(compact.ptr, into: back.ptr, block: 2)
+        #expect(back.array == [0, 2, 4, 6, 8, 10, 0, 0, 0, 0, 20, 22, 0, 0, 28, 30, 32, 34])
+    }
+
     /// A dense layer with pruned neurons (row and bias zero) and zero input features.
     @Test(arguments: [1, 2])
     func dense(threads: Int) {
