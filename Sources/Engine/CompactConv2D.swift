@@ -8,8 +8,11 @@
 //   backward: dY (selected channels) → inner conv backward → weight gradients added into the
 //             selected rows/columns of the full gradient, bias gradients of every channel as
 //             the full conv sums them; input gradient 0 on the unselected (zero) inputs.
-// Gathers and scatters are split over channels by `partition`, so the result is a function of
-// the inputs and the thread count only.
+// The full-shape output and input gradient are the inner convolution's own results expanded
+// in place (its buffers are sized for the full shape), so compaction adds only the gathered
+// input and output gradient to a layer's memory. Gathers and scatters are split over channels
+// by `partition` or done in a fixed order, so the result is a function of the inputs and the
+// thread count only.
 
 public final class CompactConv2D {
     public let selection: ChannelSelection
@@ -21,8 +24,6 @@ public final class CompactConv2D {
     private let inputRuns: IndexRuns
     private let gatheredInput = FloatBuffer(count: 0)
     private let gatheredGradient = FloatBuffer(count: 0)
-    private let output = FloatBuffer(count: 0)
-    private let gradInput = FloatBuffer(count: 0)
     private var input: Activation?
 
     init(_ conv: Conv2D, store: ParameterStore, selection: ChannelSelection) {
@@ -59,28 +60,17 @@ public final class CompactConv2D {
         let ho = (x.height + 2 * conv.padding - conv.kernel) / conv.stride + 1
         let wo = (x.width + 2 * conv.padding - conv.kernel) / conv.stride + 1
         let m = x.batch * ho * wo
-        var computed: Activation?
+        // Full size first: the inner forward writes its selected channels at the front.
+        inner.output.reserve(cout * m)
         if hasProducts {
             gatherWeights(ctx)
             inner.algorithm = conv.algorithm
             let xs = ins.count == conv.inChannels ? x : gatherChannels(x, ins, into: gatheredInput, ctx)
-            let ys = inner.forward(xs, ctx)
-            if outs.count == cout { return Activation(data: ys.data, channels: cout, batch: x.batch, height: ho, width: wo) }
-            computed = ys
+            _ = inner.forward(xs, ctx)
         }
-        output.reserve(cout * m)
-        let y = output.ptr
+        let y = inner.output.ptr
         let bias = conv.bias.map { store.value($0) }
-        let slot = slots(outs, count: cout), src = computed?.data
-        ctx.workers.forEachRange(cout, minimumPerThread: 4) { r in
-            for co in r {
-                if let src, slot[co] >= 0 {
-                    (y + co * m).update(from: src + slot[co] * m, count: m)
-                } else {
-                    (y + co * m).update(repeating: bias?[co] ?? 0, count: m)
-                }
-            }
-        }
+        expandChannels(y, hasProducts ? outs : [], channels: cout, perChannel: m, fill: { bias?[$0] ?? 0 }, ctx)
         return Activation(data: y, channels: cout, batch: x.batch, height: ho, width: wo)
     }
 
@@ -89,12 +79,13 @@ public final class CompactConv2D {
         let outs = selection.outputs, ins = selection.inputs
         let cout = conv.outChannels, cin = conv.inChannels, kk = conv.kernel * conv.kernel
         let needDX = conv.computesInputGradient
-        var dxs: Activation?
+        // Full size first: the inner backward writes the selected inputs' gradients at the front.
+        if needDX { inner.gradInput.reserve(x.count) }
         if hasProducts {
             let dys = outs.count == cout ? dy : gatherChannels(dy, outs, into: gatheredGradient, ctx)
             innerStore.zeroGradients()
             inner.computesInputGradient = needDX
-            dxs = inner.backward(dys, ctx)
+            _ = inner.backward(dys, ctx)
             // Inner weight gradients into the selected rows and columns of the full gradient.
             let gw = store.gradient(conv.weight), gc = innerStore.gradient(inner.weight), cinL = ins.count, runs = inputRuns
             ctx.workers.forEachRange(outs.count, minimumPerThread: 16) { r in
@@ -109,18 +100,16 @@ public final class CompactConv2D {
             let slot = slots(hasProducts ? outs : [], count: cout)
             ctx.workers.forEachRange(cout) { r in
                 for co in r {
-                    if let innerGradient, slot[co] >= 0 { gb[co] += innerGradient[slot[co]] } else { gb[co] += Float(channelSum(dy.data + co * m, m)) }
+                    if let innerGradient, slot[co] >= 0 {
+                        gb[co] += innerGradient[slot[co]]
+                    } else {
+                        gb[co] += Float(channelSum(dy.data + co * m, m))
+                    }
                 }
             }
         }
-        if needDX, let dxs, ins.count == cin {
-            return Activation(data: dxs.data, channels: cin, batch: x.batch, height: x.height, width: x.width)
-        }
-        if needDX {
-            gradInput.reserve(x.count)
-            scatterChannels(dxs?.data, ins, channels: cin, perChannel: x.perChannel, into: gradInput.ptr, ctx)
-        }
-        return Activation(data: gradInput.ptr, channels: cin, batch: x.batch, height: x.height, width: x.width)
+        if needDX { expandChannels(inner.gradInput.ptr, hasProducts ? ins : [], channels: cin, perChannel: x.perChannel, fill: { _ in 0 }, ctx) }
+        return Activation(data: inner.gradInput.ptr, channels: cin, batch: x.batch, height: x.height, width: x.width)
     }
 }
 
@@ -135,19 +124,18 @@ func gatherChannels(_ a: Activation, _ channels: [Int], into buffer: FloatBuffer
     return Activation(data: dst, channels: channels.count, batch: a.batch, height: a.height, width: a.width)
 }
 
-/// Full-shape channel-major data: channel `channels[j]` from compact channel j of `compact`,
-/// every other channel zero (all zero when `compact` is nil).
-func scatterChannels(_ compact: UnsafeMutablePointer<Float>?, _ channels: [Int], channels count: Int, perChannel m: Int,
-                     into dst: UnsafeMutablePointer<Float>, _ ctx: ExecutionContext) {
-    let slot = slots(compact == nil ? [] : channels, count: count)
+/// Expands, in place, compact channel-major data (channel j of `selected.count` at the front of
+/// `data`) to `count` channels: channel `selected[j]` gets compact channel j, every other
+/// channel c the constant fill(c). Channels move from the last to the first (selected[j] ≥ j,
+/// so no channel is overwritten before it has moved); the fills then run in parallel.
+func expandChannels(_ data: UnsafeMutablePointer<Float>, _ selected: [Int], channels count: Int, perChannel m: Int,
+                    fill: (Int) -> Float, _ ctx: ExecutionContext) {
+    for j in selected.indices.reversed() where selected[j] != j {
+        (data + selected[j] * m).update(from: data + j * m, count: m)
+    }
+    let slot = slots(selected, count: count)
     ctx.workers.forEachRange(count, minimumPerThread: 4) { r in
-        for c in r {
-            if let compact, slot[c] >= 0 {
-                (dst + c * m).update(from: compact + slot[c] * m, count: m)
-            } else {
-                (dst + c * m).update(repeating: 0, count: m)
-            }
-        }
+        for c in r where slot[c] < 0 { (data + c * m).update(repeating: fill(c), count: m) }
     }
 }
 

@@ -37,8 +37,10 @@ public final class Conv2D: Layer {
     public internal(set) var compact: CompactConv2D?
 
     private unowned let store: ParameterStore
-    private let output = FloatBuffer(count: 0)
-    private let gradInput = FloatBuffer(count: 0)
+    /// Output and input-gradient memory (CompactConv2D expands its inner convolution's results
+    /// to full shape in place in these).
+    let output = FloatBuffer(count: 0)
+    let gradInput = FloatBuffer(count: 0)
     /// Winograd-transformed weights U [16][Cout][Cin] of the last forward call.
     private let transformedWeight = FloatBuffer(count: 0)
     private var input: Activation?
