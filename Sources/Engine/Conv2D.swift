@@ -32,10 +32,15 @@ public final class Conv2D: Layer {
     public static let winogradTargetTiles = 512
     /// Below this many input channels the Winograd GEMMs are too thin to pay off.
     public static let winogradMinimumChannels = 16
+    /// Set by pruning when channels leave this convolution's GEMMs (Compaction.swift); forward
+    /// and backward then run over the selected channels only.
+    public internal(set) var compact: CompactConv2D?
 
     private unowned let store: ParameterStore
-    private let output = FloatBuffer(count: 0)
-    private let gradInput = FloatBuffer(count: 0)
+    /// Output and input-gradient memory (CompactConv2D expands its inner convolution's results
+    /// to full shape in place in these).
+    let output = FloatBuffer(count: 0)
+    let gradInput = FloatBuffer(count: 0)
     /// Winograd-transformed weights U [16][Cout][Cin] of the last forward call.
     private let transformedWeight = FloatBuffer(count: 0)
     private var input: Activation?
@@ -90,6 +95,7 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        if let compact { return compact.forward(x, ctx) }
         input = x
         if usesWinograd { return winogradForward(x, ctx) }
         let g = geometry(x)
@@ -126,6 +132,7 @@ public final class Conv2D: Layer {
     }
 
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+        if let compact { return compact.backward(dy, ctx) }
         guard let x = input else { return dy }
         if usesWinograd { return winogradBackward(x, dy, ctx) }
         let g = geometry(x)

@@ -8,6 +8,8 @@ public final class Linear: Layer {
     public let weight: TensorSlot
     public let bias: TensorSlot
     public var computesInputGradient = true
+    /// Set by pruning when neurons or features leave this layer's GEMMs (Compaction.swift).
+    public internal(set) var compact: CompactLinear?
 
     private unowned let store: ParameterStore
     private let output = FloatBuffer(count: 0)
@@ -33,6 +35,7 @@ public final class Linear: Layer {
     private func parts(_ n: Int, _ ctx: ExecutionContext) -> Int { max(1, min(ctx.threads, n / 8)) }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        if let compact { return compact.forward(x, ctx) }
         input = x
         let n = x.batch, inF = inFeatures, outF = outFeatures
         output.reserve(n * outF)
@@ -49,6 +52,7 @@ public final class Linear: Layer {
     }
 
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+        if let compact { return compact.backward(dy, ctx) }
         guard let x = input else { return dy }
         let n = x.batch, inF = inFeatures, outF = outFeatures
         let w = store.value(weight), gw = store.gradient(weight), gb = store.gradient(bias)

@@ -3,7 +3,9 @@
 // authors' tie rule), and masks. Masking is done by keeping pruned units at exactly zero in
 // storage — weights, BatchNorm γ/β and their optimizer moments — and re-applying that after
 // every optimizer step; the network's outputs are identical to the authors' masked forward
-// (docs/EXPERIMENTS.md §5.6). In noise mode (docs/EXPERIMENTS.md §7) nothing is masked: targeted filters are perturbed for a
+// (docs/EXPERIMENTS.md §5.6). The engine then leaves pruned units out of its GEMMs (Compaction.swift),
+// which changes results only by float rounding. In noise mode (docs/EXPERIMENTS.md §7) nothing is
+// masked: targeted filters are perturbed for a
 // window of forward calls instead.
 import Foundation
 
@@ -149,6 +151,12 @@ public final class Pruner {
 
     static let inactive = Int.max / 2
 
+    /// Whether pruned units leave the GEMMs (Compaction.swift), refreshed after every event
+    /// and on restore; false runs the masked computation over full shapes.
+    public var compacts = true { didSet { refreshCompaction() } }
+
+    private func refreshCompaction() { Compaction.install(compacts && plan.noise == nil ? self : nil, on: network) }
+
     /// Validates `plan` (`PruningPlan.validate`) and then against `network`; every problem
     /// names the field (`layers[i].name`…).
     public init(plan: PruningPlan, network: Network, seed: UInt64, epochs: Int) throws {
@@ -282,7 +290,7 @@ public final class Pruner {
             }
             results.append(LayerPruning(layer: layers[l].name, k: k, meanScore: mean))
         }
-        if plan.noise == nil { rebuildZeroRanges(); enforce(optimizer: optimizer) }
+        if plan.noise == nil { rebuildZeroRanges(); enforce(optimizer: optimizer); refreshCompaction() }
         return any ? results : nil
     }
 
@@ -369,6 +377,7 @@ public final class Pruner {
             }
         }
         rebuildZeroRanges()
+        refreshCompaction()
     }
 
     // MARK: noise (docs/EXPERIMENTS.md §7)

@@ -2,7 +2,8 @@
 // optimizer) at a training batch and evaluation at an evaluation batch, on synthetic
 // normalised inputs, warm-up excluded, median over repetitions; optional per-layer profile.
 // GFLOP/s counts the direct convolution's multiply-adds (2 per MAC, training = 3× forward),
-// whatever the algorithm: with Winograd it is an effective rate, not the hardware's.
+// whatever the algorithm: with Winograd it is an effective rate, not the hardware's; of a
+// pruned network it counts those executed (Network.executedForwardMACs).
 import Engine
 import Foundation
 import PrunedJSON
@@ -17,13 +18,34 @@ public struct BenchResult: Sendable {
     public var secondsPerBatch: Double
     /// The convolution algorithm setting the run used.
     public var convolution: String = ConvAlgorithm.automatic.rawValue
+    /// Preset benchmarks (PresetBench.swift): the preset, the model's state (`dense` or
+    /// `final`) and the fraction of the dense forward multiply-adds that state executes.
+    public var preset: String?
+    public var state: String?
+    public var macFraction: Double?
+    /// Preset benchmarks: the process's CPU seconds per batch (all threads; median), which
+    /// load from other processes on a shared machine does not inflate as it does wall time.
+    public var cpuSecondsPerBatch: Double?
 
     public var json: JSON {
-        .object([("model", .string(model)), ("mode", .string(mode)), ("threads", .number(Double(threads))),
-                 ("batch", .number(Double(batch))), ("images_per_second", .number((imagesPerSecond * 10).rounded() / 10)),
-                 ("gflops", .number((gflops * 10).rounded() / 10)), ("seconds_per_batch", .number(secondsPerBatch)),
-                 ("convolution", .string(convolution))])
+        var pairs: [(String, JSON)] = [
+            ("model", .string(model)), ("mode", .string(mode)), ("threads", .number(Double(threads))),
+            ("batch", .number(Double(batch))), ("images_per_second", .number((imagesPerSecond * 10).rounded() / 10)),
+            ("gflops", .number((gflops * 10).rounded() / 10)), ("seconds_per_batch", .number(secondsPerBatch)),
+            ("convolution", .string(convolution))]
+        if let preset { pairs.append(("preset", .string(preset))) }
+        if let state { pairs.append(("state", .string(state))) }
+        if let macFraction { pairs.append(("mac_fraction", .number((macFraction * 10000).rounded() / 10000))) }
+        if let cpuSecondsPerBatch { pairs.append(("cpu_seconds_per_batch", .number(cpuSecondsPerBatch))) }
+        return .object(pairs)
     }
+}
+
+/// CPU time of the whole process (every thread), in seconds.
+func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 final class TimingProfiler: LayerProfiler {
@@ -38,10 +60,13 @@ final class TimingProfiler: LayerProfiler {
 }
 
 public enum Benchmark {
-    public static func run(architecture: Architecture, threads: Int, batch: Int, evalBatch: Int, repetitions: Int,
-                           convolution: ConvAlgorithm = .automatic, profile: Bool,
+    /// Measures `network` (default: a fresh `architecture` with 10 classes, seed 1), as it is:
+    /// a pruned network runs compacted (the GFLOP/s then count the multiply-adds executed).
+    /// With `measureCPU` the rows also carry the median process CPU time per batch.
+    public static func run(architecture: Architecture, network: Network? = nil, threads: Int, batch: Int, evalBatch: Int,
+                           repetitions: Int, convolution: ConvAlgorithm = .automatic, profile: Bool, measureCPU: Bool = false,
                            log: (String) -> Void) -> [BenchResult] {
-        let net = ModelFactory.make(architecture, classes: 10, seed: 1)
+        let net = network ?? ModelFactory.make(architecture, classes: 10, seed: 1)
         for c in net.convolutions { c.algorithm = convolution }
         let ctx = ExecutionContext(threads: threads)
         let opt = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0), parameterCount: net.parameterCount)
@@ -50,8 +75,8 @@ public enum Benchmark {
         let input = FloatBuffer(count: maxBatch * 3 * 32 * 32)
         var rng = CounterRNG(seed: 7, purpose: .noise)
         for i in 0 ..< input.count { input[i] = Float(rng.normal()) }
-        let labels = (0 ..< maxBatch).map { Int32($0 % 10) }
-        let macs = Double(net.forwardMACs())
+        let labels = (0 ..< maxBatch).map { Int32($0 % net.classes) }
+        let macs = Double(net.executedForwardMACs())
         var results: [BenchResult] = []
 
         func trainStep() {
@@ -59,7 +84,7 @@ public enum Benchmark {
             let logits = net.forward(Activation(data: input.ptr, channels: 3, batch: batch, height: 32, width: 32), ctx)
             _ = labels.withUnsafeBufferPointer { loss.evaluate(logits, labels: $0.baseAddress!, computeGradient: true) }
             net.store.zeroGradients()
-            net.backward(Activation(data: loss.gradient.ptr, channels: 10, batch: batch, height: 1, width: 1, layout: .rowMajor), ctx)
+            net.backward(Activation(data: loss.gradient.ptr, channels: net.classes, batch: batch, height: 1, width: 1, layout: .rowMajor), ctx)
             opt.apply(net.store, lr: 1e-3, workers: ctx.workers)
         }
         func evalStep() {
@@ -68,12 +93,18 @@ public enum Benchmark {
             _ = labels.withUnsafeBufferPointer { loss.evaluate(logits, labels: $0.baseAddress!, computeGradient: false) }
         }
         func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+        var cpu: [Double] = []
         func time(_ body: () -> Void) -> Double {
-            let t = Trainer.monotonicSeconds(); body(); return Trainer.monotonicSeconds() - t
+            let t = Trainer.monotonicSeconds(), c = processCPUSeconds()
+            body()
+            cpu.append(processCPUSeconds() - c)
+            return Trainer.monotonicSeconds() - t
         }
 
         trainStep(); trainStep()   // warm-up: buffers allocated, pages touched
         let train = median((0 ..< repetitions).map { _ in time(trainStep) })
+        let trainCPU = median(cpu)
+        cpu = []
         results.append(BenchResult(model: architecture.rawValue, mode: "train", threads: threads, batch: batch,
                                    imagesPerSecond: Double(batch) / train, gflops: 6 * macs * Double(batch) / train / 1e9,
                                    secondsPerBatch: train))
@@ -82,6 +113,10 @@ public enum Benchmark {
         results.append(BenchResult(model: architecture.rawValue, mode: "eval", threads: threads, batch: evalBatch,
                                    imagesPerSecond: Double(evalBatch) / eval, gflops: 2 * macs * Double(evalBatch) / eval / 1e9,
                                    secondsPerBatch: eval))
+        if measureCPU {
+            results[0].cpuSecondsPerBatch = trainCPU
+            results[1].cpuSecondsPerBatch = median(cpu)
+        }
         if profile {
             let p = TimingProfiler()
             net.profiler = p

@@ -52,7 +52,7 @@ public enum CheckpointExport {
         }
         let columns = ["epoch", "train_loss", "train_acc", "train_acc5", "pre_test_loss", "pre_test_acc", "pre_test_acc5",
                        "test_loss", "test_acc", "test_acc5", "lr", "seconds", "train_images_per_second", "trained", "p_count",
-                       "avg_pruned_score"]
+                       "avg_pruned_score", "macs_per_image"]
         var out = columns.joined(separator: ",") + "\n"
         for r in records {
             let j = MetricsFormat.json(r)

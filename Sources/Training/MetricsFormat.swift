@@ -14,7 +14,7 @@ public enum MetricsFormat {
             ("test_loss", .number(r.post.meanLoss)), ("test_acc", .number(r.post.top1)), ("test_acc5", .number(r.post.top5)),
             ("lr", .number(r.lr)), ("seconds", .number(r.seconds)), ("train_images_per_second", .number(r.trainImagesPerSecond)),
             ("trained", .bool(r.trained)),
-        ] + pruningFields(r))
+        ] + (r.macsPerImage.map { [("macs_per_image", JSON.number(Double($0)))] } ?? []) + pruningFields(r))
     }
 
     static func pruningFields(_ r: EpochRecord) -> [(String, JSON)] {

@@ -98,7 +98,7 @@ public enum RunCheckpoint {
             ("pruning", r.pruning.map { .array($0.map { .object([("layer", .string($0.layer)), ("k", .number(Double($0.k))),
                                                                 ("mean_score", bits($0.meanScore))]) }) } ?? .null),
             ("pruned_counts", .array(r.prunedCounts.map { .array([.string($0.0), .number(Double($0.1))]) })),
-        ])
+        ] + (r.macsPerImage.map { [("macs", JSON.number(Double($0)))] } ?? []))
     }
 
     static func decodeRecord(_ j: JSON) -> EpochRecord? {
@@ -121,7 +121,7 @@ public enum RunCheckpoint {
             pc.append((n, v))
         }
         return EpochRecord(epoch: epoch, train: train, pre: pre, post: post, lr: lr, seconds: sec, trainImagesPerSecond: ips,
-                           pruning: pruning, prunedCounts: pc, trained: trained)
+                           pruning: pruning, prunedCounts: pc, trained: trained, macsPerImage: j["macs"]?.intValue)
     }
 }
 

@@ -26,10 +26,13 @@ public struct EpochRecord: Sendable, Equatable {
     public var prunedCounts: [(String, Int)] = []
     /// Whether the epoch trained (scratch pruning skips epoch 0's training).
     public var trained = true
+    /// Forward multiply-adds per image the engine executed in this epoch's training, pruned
+    /// channels left out (Network.executedForwardMACs); nil in records from before it existed.
+    public var macsPerImage: Int?
 
     public static func == (a: EpochRecord, b: EpochRecord) -> Bool {
         a.epoch == b.epoch && a.train == b.train && a.pre == b.pre && a.post == b.post && a.lr == b.lr
-            && a.pruning == b.pruning && a.trained == b.trained
+            && a.pruning == b.pruning && a.trained == b.trained && a.macsPerImage == b.macsPerImage
             && a.prunedCounts.map(\.0) == b.prunedCounts.map(\.0) && a.prunedCounts.map(\.1) == b.prunedCounts.map(\.1)
     }
 
@@ -265,6 +268,7 @@ public final class Trainer {
         // does not step the learning-rate schedule (docs/EXPERIMENTS.md §4.1, §4.2).
         let scratchStart = spec.pruning?.scratch == true && epoch == 0
         let resumedImages = partialTrain.count
+        let macs = network.executedForwardMACs()
         if !scratchStart {
             let set = data.train
             let order = Batcher.order(count: set.count, seed: spec.seed, epoch: epoch)
@@ -302,7 +306,7 @@ public final class Trainer {
         let t2 = clock()
         return EpochRecord(epoch: epoch + 1, train: train, pre: pre, post: post, lr: lr, seconds: t2 - t0,
                            trainImagesPerSecond: Double(train.count - resumedImages) / max(t1 - t0, 1e-9), pruning: pruned,
-                           prunedCounts: pruner?.prunedCounts ?? [], trained: !scratchStart)
+                           prunedCounts: pruner?.prunedCounts ?? [], trained: !scratchStart, macsPerImage: macs)
     }
 
     public static func monotonicSeconds() -> Double {

@@ -19,6 +19,10 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print a per-layer time profile of the training step.") var profile = false
     @Option(name: .long, help: "Convolution algorithm: automatic (Winograd for 3×3 stride-1 convolutions with ≥ 16 input channels), im2col or winograd.")
     var conv = "automatic"
+    @Option(name: .long, help: "Comma-separated presets: measure each preset's model dense and in its final pruned state (rows with state and mac_fraction); replaces --models.")
+    var preset: String?
+    @Option(name: .long, help: "With --preset: rounds measuring the two states alternately (each row is the median round).")
+    var rounds = 3
 
     func run() throws {
         guard let algorithm = ConvAlgorithm(rawValue: conv) else {
@@ -35,7 +39,15 @@ struct Bench: ParsableCommand {
             guard let n = Int(t), (1 ... 256).contains(n) else { throw ValidationError("bad thread count \(t)") }
             return n
         }
-        guard batch >= 1, evalBatch >= 1, repetitions >= 1 else { throw ValidationError("sizes must be positive") }
+        guard batch >= 1, evalBatch >= 1, repetitions >= 1, rounds >= 1 else { throw ValidationError("sizes must be positive") }
+        if let preset {
+            let presets = try preset.split(separator: ",").map { name -> Preset in
+                guard let p = Presets.named(String(name)) else { throw ValidationError("unknown preset \(name) (pruned presets lists them)") }
+                return p
+            }
+            try runPresets(presets, threads: counts, algorithm: algorithm)
+            return
+        }
         if !json { print("model      mode   threads batch  images/s   GFLOP/s") }
         for a in archs {
             for t in counts {
@@ -45,6 +57,28 @@ struct Bench: ParsableCommand {
                     if json { print(r.json.rendered) } else {
                         print(String(format: "%-10@ %-6@ %7d %5d %9.1f %9.1f", r.model as NSString, r.mode as NSString,
                                      r.threads, r.batch, r.imagesPerSecond, r.gflops))
+                    }
+                    fflush(stdout)
+                }
+            }
+        }
+    }
+}
+
+extension Bench {
+    func runPresets(_ presets: [Preset], threads counts: [Int], algorithm: ConvAlgorithm) throws {
+        if !json { print("preset     state mode   threads batch  images/s   GFLOP/s  MACs  CPU s/batch") }
+        for p in presets {
+            for t in counts {
+                let results = try Benchmark.runPreset(p, threads: t, batch: batch, evalBatch: evalBatch, repetitions: repetitions,
+                                                      rounds: rounds, convolution: algorithm, profile: profile) { json ? printErr($0) : print($0) }
+                for r in results {
+                    if json { print(r.json.rendered) } else {
+                        let label = p.name.padding(toLength: 10, withPad: " ", startingAt: 0) + " "
+                            + (r.state ?? "").padding(toLength: 5, withPad: " ", startingAt: 0) + " "
+                            + r.mode.padding(toLength: 6, withPad: " ", startingAt: 0)
+                        print(label + String(format: " %7d %5d %9.1f %9.1f %5.3f %12.3f", r.threads, r.batch, r.imagesPerSecond, r.gflops,
+                                             r.macFraction ?? 1, r.cpuSecondsPerBatch ?? 0))
                     }
                     fflush(stdout)
                 }
