@@ -36,6 +36,9 @@ public final class CompactConv2D {
         innerStore.finalise(seed: 0)
     }
 
+    /// Whether the compact convolution runs through Winograd (as its full convolution does).
+    var innerUsesWinograd: Bool { inner.usesWinograd }
+
     /// Whether anything is left to multiply (otherwise every output is its bias).
     private var hasProducts: Bool { !selection.outputs.isEmpty && !selection.inputs.isEmpty }
 
@@ -64,7 +67,10 @@ public final class CompactConv2D {
         inner.output.reserve(cout * m)
         if hasProducts {
             gatherWeights(ctx)
-            inner.algorithm = conv.algorithm
+            // The full convolution's choice, not one made again for the compact shape: with
+            // fewer than Conv2D.winogradMinimumChannels inputs left, `automatic` would switch a
+            // pruned 16-channel layer to im2col, which is slower than the dense layer it replaces.
+            inner.algorithm = conv.usesWinograd ? .winograd : .im2col
             let xs = ins.count == conv.inChannels ? x : gatherChannels(x, ins, into: gatheredInput, ctx)
             _ = inner.forward(xs, ctx)
         }

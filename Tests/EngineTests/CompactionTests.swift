@@ -30,6 +30,7 @@ private func relativeError(_ a: [Float], _ b: [Float], where include: (Int) -> B
         (12, 10, 1, 1, 0, false, 4, ConvAlgorithm.automatic, 2),
         (12, 10, 1, 2, 0, true, 6, ConvAlgorithm.automatic, 1),
         (32, 16, 3, 1, 1, true, 2, ConvAlgorithm.automatic, 2),
+        (16, 16, 3, 1, 1, false, 8, ConvAlgorithm.automatic, 2),
     ])
     func convolution(_ p: (Int, Int, Int, Int, Int, Bool, Int, ConvAlgorithm, Int)) {
         let (cin, cout, k, s, pad, hasBias, h, algorithm, threads) = p
@@ -99,6 +100,25 @@ private func relativeError(_ a: [Float], _ b: [Float], where include: (Int) -> B
         #expect(dx.allSatisfy { $0 == 0 })
         let gb = store.gradient(biasSlot)
         for c in 0 ..< 3 { #expect(gb[c] == Float(channelSum(dy.buffer.ptr + c * 32, 32))) }
+    }
+
+    /// The compact convolution keeps its full convolution's algorithm: a 16-channel layer
+    /// (Winograd under `automatic`) that loses inputs stays on Winograd, and an im2col layer
+    /// stays on im2col.
+    @Test(arguments: [(16, 3, 1, true), (12, 3, 1, false), (32, 3, 2, false), (32, 1, 1, false)])
+    func compactConvolutionKeepsTheFullAlgorithm(_ p: (Int, Int, Int, Bool)) {
+        let (cin, k, stride, winograd) = p
+        let store = ParameterStore()
+        let conv = Conv2D("c", store: store, inChannels: cin, outChannels: 8, kernel: k, stride: stride, padding: k / 2, bias: false,
+                          weightInit: .normal(std: 0.3))
+        store.finalise(seed: 1)
+        #expect(conv.usesWinograd == winograd)
+        let compact = CompactConv2D(conv, store: store, selection: ChannelSelection(outputs: [0, 1, 2, 3, 4, 5, 6], inputs: Array(2 ..< cin),
+                                                                                     outputCount: 8, inputCount: cin))
+        conv.compact = compact
+        let x = Owned(randomFloats(cin * 2 * 36, seed: 2), channels: cin, batch: 2, height: 6, width: 6)
+        _ = withExtendedLifetime(x) { conv.forward(x.act, ExecutionContext(threads: 1)) }
+        #expect(compact.innerUsesWinograd == winograd)
     }
 
     @Test func indexRunsCopyWholeRuns() {
@@ -377,7 +397,10 @@ private func plan(_ layers: [(String, Double)], score: PruneScore = .l2, target:
         let pair = try Pair({ ModelFactory.make(.resnet20, width: 1, seed: 7) }, plan: plan(layers, score: .activations, target: .random))
         for _ in 0 ..< 10 { _ = pair.step(batch: 2, seed: 3) }
         pair.prune()
-        pair.check(steps: 10, batch: 2)
+        // layer1.1.conv1 reads 12 of 16 channels through Winograd in both computations (the
+        // masked one sums 16 transformed channels, the compact one 12); over ten Adam steps at
+        // batch 2 that rounding difference grows to ~5e-3 of the gradients' scale.
+        pair.check(steps: 10, batch: 2, tolerance: 6e-4)
         let blocks = pair.compact.layers.compactMap { $0 as? BasicBlock }, masked = pair.masked.layers.compactMap { $0 as? BasicBlock }
         for (b, m) in zip(blocks, masked) {
             let (a, e) = (b.activationScores?.conv2 ?? [], m.activationScores?.conv2 ?? [])
