@@ -8,9 +8,9 @@
 // Same-padded 3×3 convolutions (stride 1, padding 1) with at least `winogradMinimumChannels`
 // input channels use Winograd F(2×2, 3×3) instead (KernelsWinograd.swift): 16 GEMMs over
 // transformed tiles, 2.25× fewer multiplies, same partition and reduction rules.
-// Memory: a recording forward keeps its input (backward reads it) and writes its own output
-// buffer; an evaluation forward writes an arena slot. The transformed weights U live in the
-// context's scratch, and backward transforms the (unchanged) weights again.
+// Memory: a recording forward keeps its input and Winograd's transformed weights (backward
+// reads both) and writes its own output buffer; an evaluation forward writes an arena slot and
+// transforms the weights into the context's scratch.
 
 /// How a Conv2D computes: `automatic` picks Winograd where it applies and pays off.
 public enum ConvAlgorithm: String, Sendable, CaseIterable {
@@ -43,6 +43,8 @@ public final class Conv2D: Layer {
     /// Output memory of recording forwards (CompactConv2D expands its inner convolution's
     /// results to full shape in place in it).
     let output = FloatBuffer(count: 0)
+    /// Winograd-transformed weights U [16][Cout][Cin] of the last recording forward.
+    private let transformedWeight = FloatBuffer(count: 0)
     private var input: Activation?
 
     public init(_ name: String, store: ParameterStore, inChannels: Int, outChannels: Int, kernel: Int,
@@ -263,11 +265,18 @@ extension Conv2D {
         return threads
     }
 
-    /// U = the Winograd transform of the weights, in the context's scratch (valid until the
-    /// next convolution runs).
+    /// U = the Winograd transform of the weights: kept in the layer for backward by a
+    /// recording forward, in the context's scratch otherwise.
     private func transformedWeights(_ ctx: ExecutionContext) -> UnsafeMutablePointer<Float> {
-        let cin = inChannels, cout = outChannels
-        let u = ctx.scratch(0, .transformedWeights, 16 * cout * cin), w = store.value(weight)
+        let cin = inChannels, cout = outChannels, count = 16 * cout * cin
+        let u: UnsafeMutablePointer<Float>
+        if ctx.recordsForBackward {
+            transformedWeight.reserve(count)
+            u = transformedWeight.ptr
+        } else {
+            u = ctx.scratch(0, .transformedWeights, count)
+        }
+        let w = store.value(weight)
         ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
             WinogradKernels.transformWeights(w, cout: cout, cin: cin, range: r, u: u)
         }
@@ -295,8 +304,7 @@ extension Conv2D {
         let ld = n * x.plane, chanStride = x.perChannel, uCount = 16 * cout * cin
         let gw = store.gradient(weight)
         guard n > 0 else { return }
-        // The weights have not changed since forward: the same U.
-        let u = transformedWeights(ctx)
+        let u = transformedWeight.ptr
         let threads = forEachWinogradChunk(x, tiling, ctx, start: { t in
             ctx.scratch(t, .weightGradient, uCount).update(repeating: 0, count: uCount)
         }) { c in

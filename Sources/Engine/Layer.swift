@@ -64,8 +64,8 @@ public enum ScratchSlot: Int, CaseIterable {
     case weightGradient
     /// Winograd V / dV, M / dM and row scratch (per thread).
     case winogradV, winogradM, winogradRows
-    /// Winograd-transformed weights U of the convolution running (thread 0); backward
-    /// transforms the weights again rather than keeping every layer's U.
+    /// Winograd-transformed weights U of an evaluation forward (thread 0; a recording forward
+    /// keeps its layer's U for backward).
     case transformedWeights
     /// A compacted layer's gathered input channels and output-gradient channels (thread 0);
     /// backward gathers the input again rather than keeping every layer's copy.
