@@ -35,15 +35,15 @@ def run_measured(argv, stdout):
     return out, usage.ru_maxrss * 1024   # Linux reports kilobytes
 
 
-def torch_run(python, script, model, threads, mode, repeats):
+def torch_run(python, script, model, threads, mode, repeats, quiet):
     """(median img/s, peak RSS bytes) of one mode of torch_bench.py in its own process."""
     with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as f:
         path = f.name
     try:
         _, rss = run_measured([python, script, "--models", TORCH_NAMES[model], "--threads", str(threads),
                                "--batches", "128", "--eval-batch", "1000", "--repeats", str(repeats),
-                               "--train-only" if mode == "train" else "--eval-only",
-                               "--quiet-threshold", "0.15", "--clean-threshold", "0.25", "--jsonl", path],
+                               "--train-only" if mode == "train" else "--eval-only", "--jsonl", path]
+                              + (["--quiet-threshold", "0.15", "--clean-threshold", "0.25"] if quiet else []),
                               sys.stderr)
         with open(path) as f:
             rows = [json.loads(line) for line in f if line.strip()]
@@ -68,6 +68,9 @@ def main():
     ap.add_argument("--models", default="conv4,vgg11_bn,resnet18")
     ap.add_argument("--threads", default="2")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-quiet", action="store_true",
+                    help="do not make PyTorch wait for a quiet machine and redo disturbed repetitions "
+                         "(on a machine that is never quiet; its timings are then as noisy as pruned's)")
     args = ap.parse_args()
     models = [m for m in args.models.split(",") if m]
     unknown = [m for m in models if m not in TORCH_NAMES]
@@ -77,7 +80,7 @@ def main():
     for model in models:
         for threads in [int(t) for t in args.threads.split(",")]:
             for mode in ("train", "eval"):
-                ref, ref_rss = torch_run(args.python, args.torch_bench, model, threads, mode, args.repeats)
+                ref, ref_rss = torch_run(args.python, args.torch_bench, model, threads, mode, args.repeats, not args.no_quiet)
                 ours, our_rss = pruned_run(args.pruned, model, threads, mode, max(args.repeats, 3))
                 rows.append((model, mode, threads, ours, ref, our_rss, ref_rss))
                 print("%s %s %d threads: pruned %.1f, PyTorch %.1f img/s, ratio %.2f; peak RSS pruned %.0f MB, PyTorch %.0f MB"
