@@ -2,6 +2,8 @@
 // the batch mean and biased variance and updates running = 0.9·running + 0.1·batch, where the
 // running variance takes the *unbiased* batch variance; eval normalises with running values.
 // eps 1e-5, momentum 0.1. γ (weight) and β (bias) are parameters; running stats are buffers.
+// Backward reads the input, never the output, so an evaluation forward normalises in place
+// when it holds its input alone, and backward overwrites dy when it holds dy alone.
 
 public final class BatchNorm2D: Layer {
     public let name: String
@@ -13,10 +15,13 @@ public final class BatchNorm2D: Layer {
     public let runningMean: TensorSlot
     public let runningVar: TensorSlot
     public var computesInputGradient = true
+    /// The output is read once, by the step after, and kept by nobody (a residual block's sum):
+    /// recording forwards take it from the arena too rather than keeping their own buffer.
+    public internal(set) var transientOutput = false
 
     private unowned let store: ParameterStore
+    /// Output memory of recording forwards (unless `transientOutput`).
     private let output = FloatBuffer(count: 0)
-    private let gradInput = FloatBuffer(count: 0)
     private let savedMean = FloatBuffer(count: 0)
     private let savedInvStd = FloatBuffer(count: 0)
     private var input: Activation?
@@ -37,10 +42,19 @@ public final class BatchNorm2D: Layer {
     public func outputShape(_ s: FeatureShape) -> FeatureShape { s }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
-        input = x
+        let recording = ctx.recordsForBackward
+        input = recording ? x : nil
         trainedForward = ctx.training
-        output.reserve(x.count)
-        let m = x.perChannel, y = output.ptr
+        let y: UnsafeMutablePointer<Float>
+        if !recording && ctx.arena.isExclusive(x.data) {
+            y = x.data
+        } else if !recording || transientOutput {
+            y = ctx.arena.acquire(x.count)
+        } else {
+            output.reserve(x.count)
+            y = output.ptr
+        }
+        let m = x.perChannel
         let g = store.value(gamma), b = store.value(beta)
         let rm = store.stateValue(runningMean), rv = store.stateValue(runningVar)
         let sm = savedMean.ptr, si = savedInvStd.ptr
@@ -71,14 +85,14 @@ public final class BatchNorm2D: Layer {
                 for i in 0 ..< m { yc[i] = xc[i] * scale + shift }
             }
         }
+        if !recording && y != x.data { ctx.arena.release(x.data) }
         return Activation(data: y, channels: x.channels, batch: x.batch, height: x.height, width: x.width)
     }
 
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
         guard let x = input else { return dy }
         let m = x.perChannel
-        gradInput.reserve(x.count)
-        let dx = gradInput.ptr
+        let dx = ctx.arena.isExclusive(dy.data) ? dy.data : ctx.arena.acquire(x.count)
         let g = store.value(gamma), gg = store.gradient(gamma), gb = store.gradient(beta)
         let sm = savedMean.ptr, si = savedInvStd.ptr
         let needDX = computesInputGradient, training = trainedForward
@@ -86,6 +100,7 @@ public final class BatchNorm2D: Layer {
             for c in r {
                 let xc = x.data + c * m, dyc = dy.data + c * m, dxc = dx + c * m
                 let mean = sm[c], invStd = si[c]
+                // Both sums over the channel come first: dx may be dy itself.
                 let (sumDy, sumDyX) = dotSums(dyc, xc, m)
                 // Σ dy·x̂ = invStd · (Σ dy·x − mean · Σ dy)
                 let sumDyXhat = Double(invStd) * (sumDyX - Double(mean) * sumDy)
@@ -105,6 +120,7 @@ public final class BatchNorm2D: Layer {
                 }
             }
         }
+        if dx != dy.data { ctx.arena.release(dy.data) }
         return Activation(data: dx, channels: x.channels, batch: x.batch, height: x.height, width: x.width)
     }
 }

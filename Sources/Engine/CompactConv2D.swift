@@ -9,10 +9,11 @@
 //             selected rows/columns of the full gradient, bias gradients of every channel as
 //             the full conv sums them; input gradient 0 on the unselected (zero) inputs.
 // The full-shape output and input gradient are the inner convolution's own results expanded
-// in place (its buffers are sized for the full shape), so compaction adds only the gathered
-// input and output gradient to a layer's memory. Gathers and scatters are split over channels
-// by `partition` or done in a fixed order, so the result is a function of the inputs and the
-// thread count only.
+// in place (written into full-size memory: the convolution's output buffer or an arena slot),
+// and the gathered input and output gradient live in the context's scratch, shared by all
+// layers: backward gathers the input again instead of keeping a copy per layer. Gathers and
+// scatters are split over channels by `partition` or done in a fixed order, so the result is a
+// function of the inputs and the thread count only.
 
 public final class CompactConv2D {
     public let selection: ChannelSelection
@@ -22,8 +23,6 @@ public final class CompactConv2D {
     private let innerStore = ParameterStore()
     private let inner: Conv2D
     private let inputRuns: IndexRuns
-    private let gatheredInput = FloatBuffer(count: 0)
-    private let gatheredGradient = FloatBuffer(count: 0)
     private var input: Activation?
 
     init(_ conv: Conv2D, store: ParameterStore, selection: ChannelSelection) {
@@ -57,27 +56,41 @@ public final class CompactConv2D {
     }
 
     func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
-        input = x
+        let recording = ctx.recordsForBackward
+        input = recording ? x : nil
         let outs = selection.outputs, ins = selection.inputs
         let cout = conv.outChannels
         let ho = (x.height + 2 * conv.padding - conv.kernel) / conv.stride + 1
         let wo = (x.width + 2 * conv.padding - conv.kernel) / conv.stride + 1
         let m = x.batch * ho * wo
-        // Full size first: the inner forward writes its selected channels at the front.
-        inner.output.reserve(cout * m)
+        // Full size: the inner convolution writes its selected channels at the front.
+        let y: UnsafeMutablePointer<Float>
+        if recording {
+            conv.output.reserve(cout * m)
+            y = conv.output.ptr
+        } else {
+            y = ctx.arena.acquire(cout * m)
+        }
         if hasProducts {
             gatherWeights(ctx)
             // The full convolution's choice, not one made again for the compact shape: with
             // fewer than Conv2D.winogradMinimumChannels inputs left, `automatic` would switch a
             // pruned 16-channel layer to im2col, which is slower than the dense layer it replaces.
             inner.algorithm = conv.usesWinograd ? .winograd : .im2col
-            let xs = ins.count == conv.inChannels ? x : gatherChannels(x, ins, into: gatheredInput, ctx)
-            _ = inner.forward(xs, ctx)
+            inner.compute(gatheredInput(x, ctx), into: y, ctx)
         }
-        let y = inner.output.ptr
         let bias = conv.bias.map { store.value($0) }
         expandChannels(y, hasProducts ? outs : [], channels: cout, perChannel: m, fill: { bias?[$0] ?? 0 }, ctx)
+        if !recording { ctx.arena.release(x.data) }
         return Activation(data: y, channels: cout, batch: x.batch, height: ho, width: wo)
+    }
+
+    /// x itself when every input channel is selected, else its selected channels gathered into
+    /// the context's scratch.
+    private func gatheredInput(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        let ins = selection.inputs
+        guard ins.count != conv.inChannels else { return x }
+        return gatherChannels(x, ins, into: ctx.scratch(0, .gatheredInput, ins.count * x.perChannel), ctx)
     }
 
     func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
@@ -85,13 +98,13 @@ public final class CompactConv2D {
         let outs = selection.outputs, ins = selection.inputs
         let cout = conv.outChannels, cin = conv.inChannels, kk = conv.kernel * conv.kernel
         let needDX = conv.computesInputGradient
-        // Full size first: the inner backward writes the selected inputs' gradients at the front.
-        if needDX { inner.gradInput.reserve(x.count) }
+        // Full size: the inner backward writes the selected inputs' gradients at the front.
+        let dx = ctx.arena.acquire(x.count)
         if hasProducts {
-            let dys = outs.count == cout ? dy : gatherChannels(dy, outs, into: gatheredGradient, ctx)
+            let dys = outs.count == cout ? dy
+                : gatherChannels(dy, outs, into: ctx.scratch(0, .gatheredGradient, outs.count * dy.perChannel), ctx)
             innerStore.zeroGradients()
-            inner.computesInputGradient = needDX
-            _ = inner.backward(dys, ctx)
+            inner.computeGradients(dys, input: gatheredInput(x, ctx), dx: needDX ? dx : nil, ctx)
             // Inner weight gradients into the selected rows and columns of the full gradient.
             let gw = store.gradient(conv.weight), gc = innerStore.gradient(inner.weight), cinL = ins.count, runs = inputRuns
             ctx.workers.forEachRange(outs.count, minimumPerThread: 16) { r in
@@ -114,16 +127,17 @@ public final class CompactConv2D {
                 }
             }
         }
-        if needDX { expandChannels(inner.gradInput.ptr, hasProducts ? ins : [], channels: cin, perChannel: x.perChannel, fill: { _ in 0 }, ctx) }
-        return Activation(data: inner.gradInput.ptr, channels: cin, batch: x.batch, height: x.height, width: x.width)
+        if needDX { expandChannels(dx, hasProducts ? ins : [], channels: cin, perChannel: x.perChannel, fill: { _ in 0 }, ctx) }
+        ctx.arena.release(dy.data)
+        return Activation(data: dx, channels: cin, batch: x.batch, height: x.height, width: x.width)
     }
 }
 
-/// The channels `channels` of a channel-major activation, copied contiguously into `buffer`.
-func gatherChannels(_ a: Activation, _ channels: [Int], into buffer: FloatBuffer, _ ctx: ExecutionContext) -> Activation {
+/// The channels `channels` of a channel-major activation, copied contiguously into `dst`
+/// (channels.count · perChannel floats).
+func gatherChannels(_ a: Activation, _ channels: [Int], into dst: UnsafeMutablePointer<Float>, _ ctx: ExecutionContext) -> Activation {
     let m = a.perChannel
-    buffer.reserve(channels.count * m)
-    let dst = buffer.ptr, src = a.data
+    let src = a.data
     ctx.workers.forEachRange(channels.count, minimumPerThread: 4) { r in
         for j in r { (dst + j * m).update(from: src + channels[j] * m, count: m) }
     }

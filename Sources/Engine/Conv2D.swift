@@ -8,6 +8,9 @@
 // Same-padded 3×3 convolutions (stride 1, padding 1) with at least `winogradMinimumChannels`
 // input channels use Winograd F(2×2, 3×3) instead (KernelsWinograd.swift): 16 GEMMs over
 // transformed tiles, 2.25× fewer multiplies, same partition and reduction rules.
+// Memory: a recording forward keeps its input and Winograd's transformed weights (backward
+// reads both) and writes its own output buffer; an evaluation forward writes an arena slot and
+// transforms the weights into the context's scratch.
 
 /// How a Conv2D computes: `automatic` picks Winograd where it applies and pays off.
 public enum ConvAlgorithm: String, Sendable, CaseIterable {
@@ -37,11 +40,10 @@ public final class Conv2D: Layer {
     public internal(set) var compact: CompactConv2D?
 
     private unowned let store: ParameterStore
-    /// Output and input-gradient memory (CompactConv2D expands its inner convolution's results
-    /// to full shape in place in these).
+    /// Output memory of recording forwards (CompactConv2D expands its inner convolution's
+    /// results to full shape in place in it).
     let output = FloatBuffer(count: 0)
-    let gradInput = FloatBuffer(count: 0)
-    /// Winograd-transformed weights U [16][Cout][Cin] of the last forward call.
+    /// Winograd-transformed weights U [16][Cout][Cin] of the last recording forward.
     private let transformedWeight = FloatBuffer(count: 0)
     private var input: Activation?
 
@@ -96,12 +98,47 @@ public final class Conv2D: Layer {
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
         if let compact { return compact.forward(x, ctx) }
-        input = x
-        if usesWinograd { return winogradForward(x, ctx) }
+        let o = outputShape(x.shape), count = outChannels * x.batch * o.height * o.width
+        let recording = ctx.recordsForBackward
+        let y: UnsafeMutablePointer<Float>
+        if recording {
+            output.reserve(count)
+            y = output.ptr
+        } else {
+            y = ctx.arena.acquire(count)
+        }
+        input = recording ? x : nil
+        compute(x, into: y, ctx)
+        if !recording { ctx.arena.release(x.data) }
+        return Activation(data: y, channels: outChannels, batch: x.batch, height: o.height, width: o.width)
+    }
+
+    public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+        if let compact { return compact.backward(dy, ctx) }
+        guard let x = input else { return dy }
+        let dx = ctx.arena.acquire(x.count)
+        computeGradients(dy, input: x, dx: computesInputGradient ? dx : nil, ctx)
+        ctx.arena.release(dy.data)
+        return Activation(data: dx, channels: inChannels, batch: x.batch, height: x.height, width: x.width)
+    }
+
+    /// y (outChannels · N · Ho · Wo floats) = the convolution of x; keeps nothing.
+    func compute(_ x: Activation, into y: UnsafeMutablePointer<Float>, _ ctx: ExecutionContext) {
+        if usesWinograd { winogradForward(x, y, ctx) } else { im2colForward(x, y, ctx) }
+    }
+
+    /// Accumulates the parameter gradients for output gradient dy at input x and, when `dx` is
+    /// given, overwrites it with the input gradient.
+    func computeGradients(_ dy: Activation, input x: Activation, dx: UnsafeMutablePointer<Float>?, _ ctx: ExecutionContext) {
+        if usesWinograd { winogradBackward(x, dy, dx, ctx) } else { im2colBackward(x, dy, dx, ctx) }
+    }
+}
+
+extension Conv2D {
+    private func im2colForward(_ x: Activation, _ y: UnsafeMutablePointer<Float>, _ ctx: ExecutionContext) {
         let g = geometry(x)
         let n = x.batch, plane = g.outHeight * g.outWidth, kk = fanIn, cout = outChannels
-        output.reserve(cout * n * plane)
-        let y = output.ptr, w = store.value(weight)
+        let w = store.value(weight)
         let bv = bias.map { store.value($0) }
         let threads = min(ctx.threads, n)
         let tile = tileSize(batch: n, plane: plane, threads: threads)
@@ -109,7 +146,7 @@ public final class Conv2D: Layer {
         ctx.workers.run { t in
             guard t < threads else { return }
             let range = partition(n, parts: threads, index: t)
-            let col = pointwise ? x.data : ctx.scratch(t, 0, kk * tile * plane)
+            let col = pointwise ? x.data : ctx.scratch(t, .columns, kk * tile * plane)
             var n0 = range.lowerBound
             while n0 < range.upperBound {
                 let nt = min(tile, range.upperBound - n0), cols = nt * plane
@@ -128,28 +165,21 @@ public final class Conv2D: Layer {
                 n0 += nt
             }
         }
-        return Activation(data: y, channels: cout, batch: n, height: g.outHeight, width: g.outWidth)
     }
 
-    public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
-        if let compact { return compact.backward(dy, ctx) }
-        guard let x = input else { return dy }
-        if usesWinograd { return winogradBackward(x, dy, ctx) }
+    private func im2colBackward(_ x: Activation, _ dy: Activation, _ dx: UnsafeMutablePointer<Float>?, _ ctx: ExecutionContext) {
         let g = geometry(x)
         let n = x.batch, plane = dy.plane, kk = fanIn, cout = outChannels
         let threads = min(ctx.threads, n)
         let tile = tileSize(batch: n, plane: plane, threads: threads)
         let w = store.value(weight), gw = store.gradient(weight)
-        let needDX = computesInputGradient
-        if needDX { gradInput.reserve(x.count) }
-        let dx = gradInput.ptr
         let pointwise = isPointwise, chanStride = x.perChannel, ld = n * plane
         ctx.workers.run { t in
             guard t < threads else { return }
             let range = partition(n, parts: threads, index: t)
-            let dW = t == 0 ? gw : ctx.scratch(t, 1, cout * kk)
+            let dW = t == 0 ? gw : ctx.scratch(t, .weightGradient, cout * kk)
             if t != 0 { dW.update(repeating: 0, count: cout * kk) }
-            let col = pointwise ? x.data : ctx.scratch(t, 0, kk * tile * plane)
+            let col = pointwise ? x.data : ctx.scratch(t, .columns, kk * tile * plane)
             var n0 = range.lowerBound
             while n0 < range.upperBound {
                 let nt = min(tile, range.upperBound - n0), cols = nt * plane
@@ -163,7 +193,7 @@ public final class Conv2D: Layer {
                 }
                 // dW[Cout, K] += dY[Cout, cols] · colᵀ[cols, K]
                 gemm(transB: true, m: cout, n: kk, k: cols, a: dyTile, lda: ld, b: b, ldb: ldb, beta: 1, c: dW, ldc: kk)
-                if needDX {
+                if let dx {
                     if pointwise {
                         gemm(transA: true, m: kk, n: cols, k: cout, a: w, lda: kk, b: dyTile, ldb: ld,
                              c: dx + n0 * plane, ldc: ld)
@@ -178,17 +208,14 @@ public final class Conv2D: Layer {
         }
         if threads > 1 {
             // Partials are added in thread order for every element: deterministic for a thread count.
-            let partials = (1 ..< threads).map { ctx.scratch($0, 1, cout * kk) }
+            let partials = (1 ..< threads).map { ctx.scratch($0, .weightGradient, cout * kk) }
             ctx.workers.forEachRange(cout * kk, minimumPerThread: 1 << 14) { r in
                 for p in partials { for i in r { gw[i] += p[i] } }
             }
         }
         accumulateBiasGradient(dy, ctx)
-        return Activation(data: dx, channels: inChannels, batch: n, height: x.height, width: x.width)
     }
-}
 
-extension Conv2D {
     /// gb[co] += Σ dY[co, ·] (channel sums with a fixed association order).
     private func accumulateBiasGradient(_ dy: Activation, _ ctx: ExecutionContext) {
         guard let bias else { return }
@@ -223,9 +250,9 @@ extension Conv2D {
             guard t < threads else { return }
             start(t)
             let range = partition(n, parts: threads, index: t)
-            let v = ctx.scratch(t, 3, 16 * cin * tileImages * tpi)
-            let m = ctx.scratch(t, 4, 16 * cout * tileImages * tpi)
-            let rows = ctx.scratch(t, 5, WinogradKernels.rowScratchCount(tiling))
+            let v = ctx.scratch(t, .winogradV, 16 * cin * tileImages * tpi)
+            let m = ctx.scratch(t, .winogradM, 16 * cout * tileImages * tpi)
+            let rows = ctx.scratch(t, .winogradRows, WinogradKernels.rowScratchCount(tiling))
             var n0 = range.lowerBound
             while n0 < range.upperBound {
                 let nt = min(tileImages, range.upperBound - n0), tiles = nt * tpi
@@ -238,17 +265,30 @@ extension Conv2D {
         return threads
     }
 
-    private func winogradForward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
-        let tiling = WinogradTiling(height: x.height, width: x.width)
-        let n = x.batch, cin = inChannels, cout = outChannels, ld = n * x.plane
-        output.reserve(cout * ld)
-        guard n > 0 else { return Activation(data: output.ptr, channels: cout, batch: 0, height: x.height, width: x.width) }
-        transformedWeight.reserve(16 * cout * cin)
-        let y = output.ptr, u = transformedWeight.ptr, w = store.value(weight)
-        let bv = bias.map { UnsafePointer(store.value($0)) }
+    /// U = the Winograd transform of the weights: kept in the layer for backward by a
+    /// recording forward, in the context's scratch otherwise.
+    private func transformedWeights(_ ctx: ExecutionContext) -> UnsafeMutablePointer<Float> {
+        let cin = inChannels, cout = outChannels, count = 16 * cout * cin
+        let u: UnsafeMutablePointer<Float>
+        if ctx.recordsForBackward {
+            transformedWeight.reserve(count)
+            u = transformedWeight.ptr
+        } else {
+            u = ctx.scratch(0, .transformedWeights, count)
+        }
+        let w = store.value(weight)
         ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
             WinogradKernels.transformWeights(w, cout: cout, cin: cin, range: r, u: u)
         }
+        return u
+    }
+
+    private func winogradForward(_ x: Activation, _ y: UnsafeMutablePointer<Float>, _ ctx: ExecutionContext) {
+        let tiling = WinogradTiling(height: x.height, width: x.width)
+        let n = x.batch, cin = inChannels, cout = outChannels, ld = n * x.plane
+        guard n > 0 else { return }
+        let u = transformedWeights(ctx)
+        let bv = bias.map { UnsafePointer(store.value($0)) }
         _ = forEachWinogradChunk(x, tiling, ctx) { c in
             for xi in 0 ..< 16 {
                 gemm(m: cout, n: c.tiles, k: cin, a: u + xi * cout * cin, lda: cin, b: c.v + xi * cin * c.tiles, ldb: c.tiles,
@@ -256,22 +296,19 @@ extension Conv2D {
             }
             WinogradKernels.transformOutput(c.m, cout: cout, ldm: c.tiles, tiling, bias: bv, y: y, ld: ld, n0: c.n0, count: c.count)
         }
-        return Activation(data: y, channels: cout, batch: n, height: x.height, width: x.width)
     }
 
-    private func winogradBackward(_ x: Activation, _ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+    private func winogradBackward(_ x: Activation, _ dy: Activation, _ dx: UnsafeMutablePointer<Float>?, _ ctx: ExecutionContext) {
         let tiling = WinogradTiling(height: x.height, width: x.width)
         let n = x.batch, cin = inChannels, cout = outChannels
         let ld = n * x.plane, chanStride = x.perChannel, uCount = 16 * cout * cin
-        let u = transformedWeight.ptr, gw = store.gradient(weight)
-        let needDX = computesInputGradient
-        if needDX { gradInput.reserve(x.count) }
-        let dx = gradInput.ptr
-        guard n > 0 else { return Activation(data: dx, channels: inChannels, batch: 0, height: x.height, width: x.width) }
+        let gw = store.gradient(weight)
+        guard n > 0 else { return }
+        let u = transformedWeight.ptr
         let threads = forEachWinogradChunk(x, tiling, ctx, start: { t in
-            ctx.scratch(t, 1, uCount).update(repeating: 0, count: uCount)
+            ctx.scratch(t, .weightGradient, uCount).update(repeating: 0, count: uCount)
         }) { c in
-            let du = ctx.scratch(c.thread, 1, uCount), tiles = c.tiles
+            let du = ctx.scratch(c.thread, .weightGradient, uCount), tiles = c.tiles
             WinogradKernels.transformOutputGradient(dy.data, cout: cout, ld: ld, n0: c.n0, count: c.count, tiling,
                                                     dm: c.m, ldm: tiles)
             for xi in 0 ..< 16 {
@@ -279,20 +316,20 @@ extension Conv2D {
                 // dU[ξ] += dM[ξ] · V[ξ]ᵀ, then dV[ξ] = U[ξ]ᵀ · dM[ξ] over V[ξ] (no longer needed).
                 gemm(transB: true, m: cout, n: cin, k: tiles, a: mx, lda: tiles, b: vx, ldb: tiles,
                      beta: 1, c: du + xi * cout * cin, ldc: cin)
-                if needDX {
+                if dx != nil {
                     gemm(transA: true, m: cin, n: tiles, k: cout, a: u + xi * cout * cin, lda: cin, b: mx, ldb: tiles,
                          c: vx, ldc: tiles)
                 }
             }
-            if needDX {
+            if let dx {
                 WinogradKernels.transformInputGradient(c.v, channels: cin, ldv: tiles, tiling, dx: dx, chanStride: chanStride,
                                                        n0: c.n0, count: c.count, rowScratch: c.rows)
             }
         }
         // Partials are added in thread order for every element, then folded back to 3×3.
-        let total = ctx.scratch(0, 1, uCount)
+        let total = ctx.scratch(0, .weightGradient, uCount)
         if threads > 1 {
-            let partials = (1 ..< threads).map { ctx.scratch($0, 1, uCount) }
+            let partials = (1 ..< threads).map { ctx.scratch($0, .weightGradient, uCount) }
             ctx.workers.forEachRange(uCount, minimumPerThread: 1 << 14) { r in
                 for p in partials { for i in r { total[i] += p[i] } }
             }
@@ -301,7 +338,6 @@ extension Conv2D {
             WinogradKernels.accumulateWeightGradient(total, cout: cout, cin: cin, range: r, gw: gw)
         }
         accumulateBiasGradient(dy, ctx)
-        return Activation(data: dx, channels: inChannels, batch: n, height: x.height, width: x.width)
     }
 }
 

@@ -4,8 +4,8 @@
 public final class Flatten: Layer {
     public let name: String
     public var computesInputGradient = true
+    /// Output memory of recording forwards.
     private let output = FloatBuffer(count: 0)
-    private let gradInput = FloatBuffer(count: 0)
     private var input: Activation?
 
     public init(_ name: String) { self.name = name }
@@ -14,28 +14,35 @@ public final class Flatten: Layer {
     }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
-        input = x
+        let recording = ctx.recordsForBackward
+        input = recording ? x : nil
         let f = x.channels * x.plane, n = x.batch, plane = x.plane
-        output.reserve(x.count)
-        let y = output.ptr
+        let y: UnsafeMutablePointer<Float>
+        if recording {
+            output.reserve(x.count)
+            y = output.ptr
+        } else {
+            y = ctx.arena.acquire(x.count)
+        }
         for c in 0 ..< x.channels {
             for b in 0 ..< n {
                 (y + b * f + c * plane).update(from: x.data + c * x.perChannel + b * plane, count: plane)
             }
         }
+        if !recording { ctx.arena.release(x.data) }
         return Activation(data: y, channels: f, batch: n, height: 1, width: 1, layout: .rowMajor)
     }
 
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
         guard let x = input else { return dy }
         let f = x.channels * x.plane, n = x.batch, plane = x.plane
-        gradInput.reserve(x.count)
-        let dx = gradInput.ptr
+        let dx = ctx.arena.acquire(x.count)
         for c in 0 ..< x.channels {
             for b in 0 ..< n {
                 (dx + c * x.perChannel + b * plane).update(from: dy.data + b * f + c * plane, count: plane)
             }
         }
+        ctx.arena.release(dy.data)
         return Activation(data: dx, channels: x.channels, batch: n, height: x.height, width: x.width)
     }
 }

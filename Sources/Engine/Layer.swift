@@ -11,8 +11,9 @@ public enum Layout: Sendable, Equatable {
     case rowMajor
 }
 
-/// A view of one batch of activations (or of their gradient). The memory belongs to the
-/// layer that produced it and stays valid until that layer's next forward/backward call.
+/// A view of one batch of activations (or of their gradient). The memory belongs to the layer
+/// that produced it (valid until that layer's next forward/backward call) or is a slot of the
+/// context's arena (valid until released, at the latest until the network's next forward).
 public struct Activation {
     public var data: UnsafeMutablePointer<Float>
     public let channels: Int
@@ -54,34 +55,71 @@ public struct FeatureShape: Sendable, Equatable, CustomStringConvertible {
     public var description: String { layout == .rowMajor ? "[\(channels)]" : "[\(channels), \(height), \(width)]" }
 }
 
-/// Everything a forward/backward call needs besides its input: the workers, the mode, and
-/// per-thread scratch memory that is reused across layers and steps.
+/// Per-thread and per-layer scratch memory of an ExecutionContext, reused across layers (one
+/// layer runs at a time) and steps, so each is as large as the largest layer needs.
+public enum ScratchSlot: Int, CaseIterable {
+    /// im2col columns (per thread).
+    case columns
+    /// Partial weight gradients (per thread; Winograd's dU, summed into thread 0's).
+    case weightGradient
+    /// Winograd V / dV, M / dM and row scratch (per thread).
+    case winogradV, winogradM, winogradRows
+    /// Winograd-transformed weights U of an evaluation forward (thread 0; a recording forward
+    /// keeps its layer's U for backward).
+    case transformedWeights
+    /// A compacted layer's gathered input channels and output-gradient channels (thread 0);
+    /// backward gathers the input again rather than keeping every layer's copy.
+    case gatheredInput, gatheredGradient
+}
+
+/// Everything a forward/backward call needs besides its input: the workers, the mode, the
+/// arena for activations read once, and scratch memory reused across layers and steps.
 public final class ExecutionContext: @unchecked Sendable {
     public let workers: Workers
+    /// Training mode: BatchNorm uses and updates batch statistics, residual blocks record
+    /// activation scores. Evaluation forwards (false) keep nothing for backward unless
+    /// `gradientsInEvaluation` is set.
     public var training: Bool = true
+    /// Keep what backward reads in evaluation mode too, to differentiate an evaluation-mode
+    /// forward (BatchNorm with running statistics); off, such a forward keeps nothing and its
+    /// activations live in `arena`, reused layer by layer.
+    public var gradientsInEvaluation = false
+    /// Activations of evaluation forwards, gradients, transient results (ActivationArena.swift).
+    public let arena = ActivationArena()
     private var scratchBuffers: [[FloatBuffer]]
 
     public init(threads: Int) {
         workers = Workers(threads: threads)
-        scratchBuffers = (0 ..< max(1, threads)).map { _ in (0 ..< 6).map { _ in FloatBuffer(count: 0) } }
+        scratchBuffers = (0 ..< max(1, threads)).map { _ in ScratchSlot.allCases.map { _ in FloatBuffer(count: 0) } }
     }
 
     public var threads: Int { workers.threads }
 
+    /// Whether forward calls keep what backward reads (their input, masks); otherwise they
+    /// take their outputs from the arena and release their inputs to it.
+    @inline(__always) public var recordsForBackward: Bool { training || gradientsInEvaluation }
+
     /// Scratch memory `slot` of thread `t`, at least `count` floats; contents are unspecified.
-    /// Slots: 0 im2col columns, 1 partial weight gradient, 2 spare, 3 Winograd V / dV,
-    /// 4 Winograd M / dM, 5 Winograd row scratch.
     @inline(__always)
-    public func scratch(_ t: Int, _ slot: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
-        let b = scratchBuffers[t][slot]
+    public func scratch(_ t: Int, _ slot: ScratchSlot, _ count: Int) -> UnsafeMutablePointer<Float> {
+        let b = scratchBuffers[t][slot.rawValue]
         if b.count < count { b.reserve(count) }
         return b.ptr
     }
+
+    /// Floats allocated by every scratch slot of every thread.
+    public var scratchCapacity: Int { scratchBuffers.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } } }
 }
 
 /// One differentiable stage of a network. Backward mirrors forward in reverse: it reads the
 /// input that forward saw, *accumulates* parameter gradients into the store, and returns the
-/// gradient with respect to its input (unless `computesInputGradient` is false).
+/// gradient with respect to its input (unless `computesInputGradient` is false: then its
+/// contents are unspecified).
+/// Memory: a forward that records for backward (`ctx.recordsForBackward`) keeps what backward
+/// reads and writes its output into memory of its own, unless it is transient by construction
+/// (a residual block's inner results); an evaluation forward keeps nothing, takes its output
+/// from `ctx.arena` and releases its input there. Backward takes its result from the arena
+/// and releases `dy`. Arena memory is never kept from a forward to a backward.
 public protocol Layer: AnyObject {
     var name: String { get }
     var computesInputGradient: Bool { get set }

@@ -12,8 +12,8 @@ public final class Linear: Layer {
     public internal(set) var compact: CompactLinear?
 
     private unowned let store: ParameterStore
+    /// Output memory of recording forwards.
     private let output = FloatBuffer(count: 0)
-    private let gradInput = FloatBuffer(count: 0)
     private var input: Activation?
 
     public init(_ name: String, store: ParameterStore, inFeatures: Int, outFeatures: Int,
@@ -36,10 +36,33 @@ public final class Linear: Layer {
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
         if let compact { return compact.forward(x, ctx) }
-        input = x
+        let recording = ctx.recordsForBackward, count = x.batch * outFeatures
+        let y: UnsafeMutablePointer<Float>
+        if recording {
+            output.reserve(count)
+            y = output.ptr
+        } else {
+            y = ctx.arena.acquire(count)
+        }
+        input = recording ? x : nil
+        compute(x, into: y, ctx)
+        if !recording { ctx.arena.release(x.data) }
+        return Activation(data: y, channels: outFeatures, batch: x.batch, height: 1, width: 1, layout: .rowMajor)
+    }
+
+    public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
+        if let compact { return compact.backward(dy, ctx) }
+        guard let x = input else { return dy }
+        let dx = ctx.arena.acquire(x.batch * inFeatures)
+        computeGradients(dy, input: x, dx: computesInputGradient ? dx : nil, ctx)
+        ctx.arena.release(dy.data)
+        return Activation(data: dx, channels: x.channels, batch: x.batch, height: x.height, width: x.width, layout: x.layout)
+    }
+
+    /// y (N · outFeatures floats) = x·Wᵀ + b; keeps nothing.
+    func compute(_ x: Activation, into y: UnsafeMutablePointer<Float>, _ ctx: ExecutionContext) {
         let n = x.batch, inF = inFeatures, outF = outFeatures
-        output.reserve(n * outF)
-        let y = output.ptr, w = store.value(weight), b = store.value(bias)
+        let w = store.value(weight), b = store.value(bias)
         let p = parts(n, ctx)
         ctx.workers.run { t in
             guard t < p else { return }
@@ -48,32 +71,28 @@ public final class Linear: Layer {
             gemm(transB: true, m: r.count, n: outF, k: inF, a: x.data + r.lowerBound * inF, lda: inF,
                  b: w, ldb: inF, beta: 1, c: y + r.lowerBound * outF, ldc: outF)
         }
-        return Activation(data: y, channels: outF, batch: n, height: 1, width: 1, layout: .rowMajor)
     }
 
-    public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
-        if let compact { return compact.backward(dy, ctx) }
-        guard let x = input else { return dy }
+    /// Accumulates the parameter gradients for output gradient dy at input x and, when `dx` is
+    /// given, overwrites it with the input gradient.
+    func computeGradients(_ dy: Activation, input x: Activation, dx: UnsafeMutablePointer<Float>?, _ ctx: ExecutionContext) {
         let n = x.batch, inF = inFeatures, outF = outFeatures
         let w = store.value(weight), gw = store.gradient(weight), gb = store.gradient(bias)
-        let needDX = computesInputGradient
-        if needDX { gradInput.reserve(n * inF) }
-        let dx = gradInput.ptr
         let p = parts(n, ctx)
         ctx.workers.run { t in
             guard t < p else { return }
             let r = partition(n, parts: p, index: t)
-            let dW = t == 0 ? gw : ctx.scratch(t, 1, outF * inF)
+            let dW = t == 0 ? gw : ctx.scratch(t, .weightGradient, outF * inF)
             if t != 0 { dW.update(repeating: 0, count: outF * inF) }
             gemm(transA: true, m: outF, n: inF, k: r.count, a: dy.data + r.lowerBound * outF, lda: outF,
                  b: x.data + r.lowerBound * inF, ldb: inF, beta: 1, c: dW, ldc: inF)
-            if needDX {
+            if let dx {
                 gemm(m: r.count, n: inF, k: outF, a: dy.data + r.lowerBound * outF, lda: outF,
                      b: w, ldb: inF, c: dx + r.lowerBound * inF, ldc: inF)
             }
         }
         for t in 1 ..< p {
-            let part = ctx.scratch(t, 1, outF * inF)
+            let part = ctx.scratch(t, .weightGradient, outF * inF)
             for i in 0 ..< outF * inF { gw[i] += part[i] }
         }
         for j in 0 ..< outF {
@@ -81,6 +100,5 @@ public final class Linear: Layer {
             for i in 0 ..< n { s += Double(dy.data[i * outF + j]) }
             gb[j] += Float(s)
         }
-        return Activation(data: dx, channels: x.channels, batch: n, height: x.height, width: x.width, layout: x.layout)
     }
 }

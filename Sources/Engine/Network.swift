@@ -1,6 +1,7 @@
 // A network: an ordered list of layers over one parameter store, with the forward/backward
 // drivers. Models are built by `ModelFactory`; a network knows its architecture name and
-// the per-sample input shape it expects.
+// the per-sample input shape it expects. A forward pass starts by freeing the context's arena
+// (Layer.swift): the previous pass's logits and last gradient are not read again.
 
 public final class Network {
     public let architecture: Architecture
@@ -16,6 +17,11 @@ public final class Network {
         self.inputShape = inputShape
         self.classes = classes
         layers.first?.computesInputGradient = false
+        // A ReLU after a layer whose backward does not read that layer's output (it reads
+        // the input) overwrites the output in training; its own backward reads it as its output.
+        for (previous, l) in zip(layers, layers.dropFirst()) {
+            if let r = l as? ReLU, previous is Conv2D || previous is BatchNorm2D || previous is Linear { r.inPlace = true }
+        }
     }
 
     public var parameterCount: Int { store.parameterCount }
@@ -68,6 +74,7 @@ public final class Network {
     }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        ctx.arena.releaseAll()
         var a = x
         if let hook = beforeConvolution {
             for l in layers {

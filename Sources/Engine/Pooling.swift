@@ -1,5 +1,6 @@
 // The pooling layers: max pooling (square window, any stride, no padding; a specialised 2×2
 // stride-2 path over KernelsPool.swift) and average pooling (window = stride, no padding).
+// Evaluation forwards write into the arena and keep no argmax.
 
 /// Max pooling, window k, stride s, no padding; ties go to the first maximum in row-major order
 /// and a NaN in the window propagates (the last NaN wins). 2×2 windows with stride 2 take a
@@ -9,8 +10,8 @@ public final class MaxPool2D: Layer {
     public let kernel: Int
     public let stride: Int
     public var computesInputGradient = true
+    /// Output memory of recording forwards.
     private let output = FloatBuffer(count: 0)
-    private let gradInput = FloatBuffer(count: 0)
     private var argmax: UnsafeMutablePointer<Int32> = .allocate(capacity: 1)
     private var argmaxCapacity = 0
     private var argmax2: UnsafeMutablePointer<UInt8> = .allocate(capacity: 1)
@@ -35,60 +36,74 @@ public final class MaxPool2D: Layer {
     private var isTwoByTwo: Bool { kernel == 2 && stride == 2 }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
-        input = x
+        let recording = ctx.recordsForBackward
+        input = recording ? x : nil
         let o = outputShape(x.shape)
         let images = x.channels * x.batch, ho = o.height, wo = o.width, h = x.height, w = x.width
-        let total = images * ho * wo
-        output.reserve(total)
-        let y = output.ptr, src = x.data
+        let total = images * ho * wo, oplane = ho * wo
+        let y: UnsafeMutablePointer<Float>
+        if recording {
+            output.reserve(total)
+            y = output.ptr
+        } else {
+            y = ctx.arena.acquire(total)
+        }
+        let src = x.data
         if isTwoByTwo {
-            if argmax2Capacity < total {
+            if recording && argmax2Capacity < total {
                 argmax2.deallocate()
                 argmax2 = .allocate(capacity: total)
                 argmax2Capacity = total
             }
             let am = argmax2
             ctx.workers.forEachRange(images, minimumPerThread: 16) { r in
-                for img in r {
-                    PoolKernels.maxPool2x2(src + img &* (h &* w), height: h, width: w, outHeight: ho, outWidth: wo,
-                                           y: y + img &* (ho &* wo), argmax: am + img &* (ho &* wo))
+                // Without recording, each image's argmax goes to scratch and is dropped.
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: recording ? 1 : oplane) { scratch in
+                    for img in r {
+                        let a = recording ? am + img &* oplane : scratch.baseAddress.unsafelyUnwrapped
+                        PoolKernels.maxPool2x2(src + img &* (h &* w), height: h, width: w, outHeight: ho, outWidth: wo,
+                                               y: y + img &* oplane, argmax: a)
+                    }
                 }
             }
-            return Activation(data: y, channels: x.channels, batch: x.batch, height: ho, width: wo)
-        }
-        if argmaxCapacity < total {
-            argmax.deallocate()
-            argmax = .allocate(capacity: total)
-            argmaxCapacity = total
-        }
-        let am = argmax, k = kernel, s = stride
-        ctx.workers.forEachRange(images, minimumPerThread: 16) { r in
-            for img in r {
-                let xi = src + img &* (h &* w), yi = y + img &* (ho &* wo), ai = am + img &* (ho &* wo)
-                for oy in 0 ..< ho {
-                    for ox in 0 ..< wo {
-                        let corner = (oy &* s) &* w &+ ox &* s
-                        var best = -Float.infinity, bi = corner
-                        for ky in 0 ..< k {
-                            for kx in 0 ..< k {
-                                let idx = corner &+ ky &* w &+ kx
-                                let v = xi[idx]
-                                if v > best || v.isNaN { best = v; bi = idx }
+        } else {
+            if recording && argmaxCapacity < total {
+                argmax.deallocate()
+                argmax = .allocate(capacity: total)
+                argmaxCapacity = total
+            }
+            let am = argmax, k = kernel, s = stride
+            ctx.workers.forEachRange(images, minimumPerThread: 16) { r in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: recording ? 1 : oplane) { scratch in
+                    for img in r {
+                        let xi = src + img &* (h &* w), yi = y + img &* oplane
+                        let ai = recording ? am + img &* oplane : scratch.baseAddress.unsafelyUnwrapped
+                        for oy in 0 ..< ho {
+                            for ox in 0 ..< wo {
+                                let corner = (oy &* s) &* w &+ ox &* s
+                                var best = -Float.infinity, bi = corner
+                                for ky in 0 ..< k {
+                                    for kx in 0 ..< k {
+                                        let idx = corner &+ ky &* w &+ kx
+                                        let v = xi[idx]
+                                        if v > best || v.isNaN { best = v; bi = idx }
+                                    }
+                                }
+                                yi[oy &* wo &+ ox] = best
+                                ai[oy &* wo &+ ox] = Int32(truncatingIfNeeded: bi)
                             }
                         }
-                        yi[oy &* wo &+ ox] = best
-                        ai[oy &* wo &+ ox] = Int32(truncatingIfNeeded: bi)
                     }
                 }
             }
         }
+        if !recording { ctx.arena.release(x.data) }
         return Activation(data: y, channels: x.channels, batch: x.batch, height: ho, width: wo)
     }
 
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
         guard let x = input else { return dy }
-        gradInput.reserve(x.count)
-        let dx = gradInput.ptr, g = dy.data
+        let dx = ctx.arena.acquire(x.count), g = dy.data
         let images = x.channels * x.batch, plane = x.plane, oplane = dy.plane
         if isTwoByTwo {
             let am = argmax2, h = x.height, w = x.width, ho = dy.height, wo = dy.width
@@ -98,6 +113,7 @@ public final class MaxPool2D: Layer {
                                                    outHeight: ho, outWidth: wo, dx: dx + img &* plane)
                 }
             }
+            ctx.arena.release(dy.data)
             return Activation(data: dx, channels: x.channels, batch: x.batch, height: x.height, width: x.width)
         }
         let am = argmax
@@ -108,6 +124,7 @@ public final class MaxPool2D: Layer {
                 for j in 0 ..< oplane { d[Int(a[j])] += gi[j] }
             }
         }
+        ctx.arena.release(dy.data)
         return Activation(data: dx, channels: x.channels, batch: x.batch, height: x.height, width: x.width)
     }
 }
@@ -117,8 +134,8 @@ public final class AvgPool2D: Layer {
     public let name: String
     public let kernel: Int
     public var computesInputGradient = true
+    /// Output memory of recording forwards.
     private let output = FloatBuffer(count: 0)
-    private let gradInput = FloatBuffer(count: 0)
     private var input: Activation?
 
     public init(_ name: String, kernel: Int) {
@@ -131,11 +148,18 @@ public final class AvgPool2D: Layer {
     }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
-        input = x
+        let recording = ctx.recordsForBackward
+        input = recording ? x : nil
         let o = outputShape(x.shape)
         let images = x.channels * x.batch, ho = o.height, wo = o.width, w = x.width, k = kernel
-        output.reserve(images * ho * wo)
-        let y = output.ptr, src = x.data, inv = 1 / Float(k * k), plane = x.plane
+        let y: UnsafeMutablePointer<Float>
+        if recording {
+            output.reserve(images * ho * wo)
+            y = output.ptr
+        } else {
+            y = ctx.arena.acquire(images * ho * wo)
+        }
+        let src = x.data, inv = 1 / Float(k * k), plane = x.plane
         for img in 0 ..< images {
             let xi = src + img * plane, yi = y + img * ho * wo
             for oy in 0 ..< ho {
@@ -146,13 +170,13 @@ public final class AvgPool2D: Layer {
                 }
             }
         }
+        if !recording { ctx.arena.release(x.data) }
         return Activation(data: y, channels: x.channels, batch: x.batch, height: ho, width: wo)
     }
 
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
         guard let x = input else { return dy }
-        gradInput.reserve(x.count)
-        let dx = gradInput.ptr, k = kernel, w = x.width, ho = dy.height, wo = dy.width, inv = 1 / Float(k * k)
+        let dx = ctx.arena.acquire(x.count), k = kernel, w = x.width, ho = dy.height, wo = dy.width, inv = 1 / Float(k * k)
         let images = x.channels * x.batch, plane = x.plane
         for img in 0 ..< images {
             let d = dx + img * plane, g = dy.data + img * ho * wo
@@ -164,6 +188,7 @@ public final class AvgPool2D: Layer {
                 }
             }
         }
+        ctx.arena.release(dy.data)
         return Activation(data: dx, channels: x.channels, batch: x.batch, height: x.height, width: x.width)
     }
 }

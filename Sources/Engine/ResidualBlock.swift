@@ -3,6 +3,10 @@
 // x[:, :, ::2, ::2] zero-padded with `pad` channels on each side (ResNet20/56).
 // `keep` (one float per output channel, 1 or 0) gates the shortcut per channel, so a pruned
 // conv2 channel drops its residual too (docs/EXPERIMENTS.md §5.5); all ones means the plain block.
+// Memory: training keeps conv1's and conv2's outputs and inputs (BN1's output, which ReLU1
+// overwrites) and the block's output; BN2's output and the shortcut's are transient (arena),
+// read once by the sum. In evaluation every inner result lives in the arena: BN and ReLU work
+// in place and the sum overwrites BN2's output, so a block needs its input and two slots.
 
 public enum Shortcut {
     case identity
@@ -42,10 +46,8 @@ public final class BasicBlock: Layer {
         trainingForwards = n
     }
 
+    /// Output memory of recording forwards.
     private let sum = FloatBuffer(count: 0)
-    private let scOut = FloatBuffer(count: 0)
-    private let gradSum = FloatBuffer(count: 0)
-    private let gradInput = FloatBuffer(count: 0)
     private var input: Activation?
     private var out: Activation?
 
@@ -70,6 +72,9 @@ public final class BasicBlock: Layer {
         }
         keep = FloatBuffer(count: planes)
         keep.ptr.update(repeating: 1, count: planes)
+        relu1.inPlace = true
+        bn2.transientOutput = true
+        if case .projection(_, let bn) = shortcut { bn.transientOutput = true }
     }
 
     public enum ShortcutOption { case projection, padded }
@@ -77,12 +82,15 @@ public final class BasicBlock: Layer {
     public func outputShape(_ s: FeatureShape) -> FeatureShape { conv2.outputShape(conv1.outputShape(s)) }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
-        input = x
+        let recording = ctx.recordsForBackward
+        input = recording ? x : nil
         var scoring = false
         if activationScores != nil && ctx.training {
             trainingForwards += 1
             scoring = trainingForwards % 10 == 0
         }
+        // conv1 and the shortcut each consume x.
+        ctx.arena.retain(x.data)
         let b1 = bn1.forward(conv1.forward(x, ctx), ctx)
         var sums1 = [Double](repeating: 0, count: scoring ? b1.channels : 0)
         var sums2 = [Double](repeating: 0, count: scoring ? conv2.outChannels : 0)
@@ -94,8 +102,15 @@ public final class BasicBlock: Layer {
         }
         let o = bn2.forward(conv2.forward(relu1.forward(b1, ctx), ctx), ctx)
         let s = shortcutForward(x, like: o, ctx)
-        sum.reserve(o.count)
-        let m = o.perChannel, y = sum.ptr, kp = keep.ptr
+        let y: UnsafeMutablePointer<Float>
+        if recording {
+            sum.reserve(o.count)
+            y = sum.ptr
+        } else {
+            // BN2's output, held alone: the sum overwrites it.
+            y = ctx.arena.isExclusive(o.data) ? o.data : ctx.arena.acquire(o.count)
+        }
+        let m = o.perChannel, kp = keep.ptr
         sums2.withUnsafeMutableBufferPointer { out in
             // An empty array's buffer may still have a base address: gate on `scoring`.
             let acc = scoring ? out.baseAddress : nil
@@ -113,16 +128,21 @@ public final class BasicBlock: Layer {
                 }
             }
         }
+        // The shortcut's result (x itself for the identity) and BN2's output are done with.
+        ctx.arena.release(s)
+        if y != o.data { ctx.arena.release(o.data) }
         if scoring, var scores = activationScores {
             for c in 0 ..< scores.conv1.count { scores.conv1[c] = 0.1 * sums1[c] + 0.9 * scores.conv1[c] }
             for c in 0 ..< scores.conv2.count { scores.conv2[c] = 0.1 * sums2[c] + 0.9 * scores.conv2[c] }
             activationScores = scores
         }
         let a = Activation(data: y, channels: o.channels, batch: o.batch, height: o.height, width: o.width)
-        out = a
+        out = recording ? a : nil
         return a
     }
 
+    /// The shortcut of x, consuming one hold of x: x itself (identity), or a result the caller
+    /// releases (the projection's BatchNorm output, the padded subsample; both arena memory).
     private func shortcutForward(_ x: Activation, like o: Activation, _ ctx: ExecutionContext) -> UnsafeMutablePointer<Float> {
         switch shortcut {
         case .identity:
@@ -130,8 +150,7 @@ public final class BasicBlock: Layer {
         case .projection(let conv, let bn):
             return bn.forward(conv.forward(x, ctx), ctx).data
         case .paddedSubsample(let pad):
-            scOut.reserve(o.count)
-            let d = scOut.ptr, m = o.perChannel
+            let d = ctx.arena.acquire(o.count), m = o.perChannel
             d.update(repeating: 0, count: o.count)
             for ci in 0 ..< x.channels {
                 for n in 0 ..< x.batch {
@@ -142,18 +161,22 @@ public final class BasicBlock: Layer {
                     }
                 }
             }
+            ctx.arena.release(x.data)
             return d
         }
     }
 
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
         guard let x = input, let y = out else { return dy }
-        gradSum.reserve(y.count)
-        let ds = gradSum.ptr, yp = y.data, g = dy.data
+        let ds = ctx.arena.isExclusive(dy.data) ? dy.data : ctx.arena.acquire(y.count)
+        let yp = y.data, g = dy.data
         ctx.workers.forEachRange(y.count, minimumPerThread: 1 << 14) { r in
             for i in r { let d = g[i]; ds[i] = yp[i] > 0 ? d : 0 }
         }
+        if ds != dy.data { ctx.arena.release(dy.data) }
         let dSum = Activation(data: ds, channels: y.channels, batch: y.batch, height: y.height, width: y.width)
+        // BN2 and the shortcut each consume dSum.
+        ctx.arena.retain(ds)
         let dMain = conv1.backward(bn1.backward(relu1.backward(conv2.backward(bn2.backward(dSum, ctx), ctx), ctx), ctx), ctx)
         // The shortcut sees keep ⊙ dSum.
         let m = y.perChannel, kp = keep.ptr
@@ -163,35 +186,38 @@ public final class BasicBlock: Layer {
         if allKept {
             gated = ds
         } else {
-            scOut.reserve(y.count)
-            gated = scOut.ptr
+            gated = ctx.arena.isExclusive(ds) ? ds : ctx.arena.acquire(y.count)
             for c in 0 ..< y.channels {
                 let k = kp[c]
                 for i in 0 ..< m { gated[c * m + i] = k * ds[c * m + i] }
             }
+            if gated != ds { ctx.arena.release(ds) }
         }
+        // The gradient reaching x through the shortcut, when it is a separate array.
         var projected: UnsafeMutablePointer<Float>?
         if case .projection(let conv, let bn) = shortcut {
             let gs = Activation(data: gated, channels: y.channels, batch: y.batch, height: y.height, width: y.width)
             projected = conv.backward(bn.backward(gs, ctx), ctx).data
         }
-        guard computesInputGradient else { return dMain }
-        gradInput.reserve(x.count)
-        let dx = gradInput.ptr
+        guard computesInputGradient else {
+            ctx.arena.release(projected ?? gated)
+            return dMain
+        }
+        // dX = dMain + the shortcut's gradient, written over dMain (held alone: conv1's result).
+        let dx = dMain.data
         switch shortcut {
         case .identity:
-            let a = dMain.data
             ctx.workers.forEachRange(x.count, minimumPerThread: 1 << 14) { r in
-                for i in r { dx[i] = a[i] + gated[i] }
+                for i in r { dx[i] = dx[i] + gated[i] }
             }
+            ctx.arena.release(gated)
         case .projection:
             guard let dsc = projected else { return dMain }
-            let a = dMain.data
             ctx.workers.forEachRange(x.count, minimumPerThread: 1 << 14) { r in
-                for i in r { dx[i] = a[i] + dsc[i] }
+                for i in r { dx[i] = dx[i] + dsc[i] }
             }
+            ctx.arena.release(dsc)
         case .paddedSubsample(let pad):
-            dx.update(from: dMain.data, count: x.count)
             for ci in 0 ..< x.channels {
                 for n in 0 ..< x.batch {
                     let dst = dx + ci * x.perChannel + n * x.plane
@@ -201,6 +227,7 @@ public final class BasicBlock: Layer {
                     }
                 }
             }
+            ctx.arena.release(gated)
         }
         return Activation(data: dx, channels: x.channels, batch: x.batch, height: x.height, width: x.width)
     }

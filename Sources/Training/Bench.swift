@@ -3,7 +3,10 @@
 // normalised inputs, warm-up excluded, median over repetitions; optional per-layer profile.
 // GFLOP/s counts the direct convolution's multiply-adds (2 per MAC, training = 3× forward),
 // whatever the algorithm: with Winograd it is an effective rate, not the hardware's; of a
-// pruned network it counts those executed (Network.executedForwardMACs).
+// pruned network it counts those executed (Network.executedForwardMACs). Each row also carries
+// the process's peak resident set during that measurement (Linux; the high-water mark is reset
+// before it): memory still held from an earlier measurement in the same process counts, so
+// `modes` lets a caller measure one mode per process.
 import Engine
 import Foundation
 import PrunedJSON
@@ -26,6 +29,9 @@ public struct BenchResult: Sendable {
     /// Preset benchmarks: the process's CPU seconds per batch (all threads; median), which
     /// load from other processes on a shared machine does not inflate as it does wall time.
     public var cpuSecondsPerBatch: Double?
+    /// Peak resident set of the process during this measurement (warm-up included), in bytes;
+    /// nil where the high-water mark cannot be reset and read (ResidentSet).
+    public var peakRSSBytes: Int?
 
     public var json: JSON {
         var pairs: [(String, JSON)] = [
@@ -37,6 +43,7 @@ public struct BenchResult: Sendable {
         if let state { pairs.append(("state", .string(state))) }
         if let macFraction { pairs.append(("mac_fraction", .number((macFraction * 10000).rounded() / 10000))) }
         if let cpuSecondsPerBatch { pairs.append(("cpu_seconds_per_batch", .number(cpuSecondsPerBatch))) }
+        if let peakRSSBytes { pairs.append(("peak_rss_bytes", .number(Double(peakRSSBytes)))) }
         return .object(pairs)
     }
 }
@@ -46,6 +53,34 @@ func processCPUSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// The process's peak resident set (Linux): `resetPeak` lowers the high-water mark (VmHWM) to
+/// the current resident set by writing 5 to /proc/self/clear_refs, `peakBytes` reads it.
+public enum ResidentSet {
+    /// Whether the reset took effect (false where /proc/self/clear_refs is missing or read-only).
+    @discardableResult
+    public static func resetPeak() -> Bool {
+        guard let f = fopen("/proc/self/clear_refs", "w") else { return false }
+        let written = fputs("5", f) >= 0
+        return fclose(f) == 0 && written
+    }
+
+    /// VmHWM of /proc/self/status in bytes, nil when unavailable.
+    public static func peakBytes() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 3, let kB = Int(fields[1]), fields[2] == "kB" else { return nil }
+            return kB * 1024
+        }
+        return nil
+    }
+}
+
+/// What `Benchmark.run` measures: training steps, evaluation batches, or both (in that order).
+public enum BenchMode: String, CaseIterable, Sendable {
+    case train, eval
 }
 
 final class TimingProfiler: LayerProfiler {
@@ -62,10 +97,11 @@ final class TimingProfiler: LayerProfiler {
 public enum Benchmark {
     /// Measures `network` (default: a fresh `architecture` with 10 classes, seed 1), as it is:
     /// a pruned network runs compacted (the GFLOP/s then count the multiply-adds executed).
-    /// With `measureCPU` the rows also carry the median process CPU time per batch.
+    /// With `measureCPU` the rows also carry the median process CPU time per batch. `modes`
+    /// selects the rows (the profile, if asked for, runs training steps either way).
     public static func run(architecture: Architecture, network: Network? = nil, threads: Int, batch: Int, evalBatch: Int,
                            repetitions: Int, convolution: ConvAlgorithm = .automatic, profile: Bool, measureCPU: Bool = false,
-                           log: (String) -> Void) -> [BenchResult] {
+                           modes: Set<BenchMode> = Set(BenchMode.allCases), log: (String) -> Void) -> [BenchResult] {
         let net = network ?? ModelFactory.make(architecture, classes: 10, seed: 1)
         for c in net.convolutions { c.algorithm = convolution }
         let ctx = ExecutionContext(threads: threads)
@@ -101,26 +137,38 @@ public enum Benchmark {
             return Trainer.monotonicSeconds() - t
         }
 
-        trainStep(); trainStep()   // warm-up: buffers allocated, pages touched
-        let train = median((0 ..< repetitions).map { _ in time(trainStep) })
-        let trainCPU = median(cpu)
-        cpu = []
-        results.append(BenchResult(model: architecture.rawValue, mode: "train", threads: threads, batch: batch,
-                                   imagesPerSecond: Double(batch) / train, gflops: 6 * macs * Double(batch) / train / 1e9,
-                                   secondsPerBatch: train))
-        evalStep()
-        let eval = median((0 ..< max(3, repetitions / 2)).map { _ in time(evalStep) })
-        results.append(BenchResult(model: architecture.rawValue, mode: "eval", threads: threads, batch: evalBatch,
-                                   imagesPerSecond: Double(evalBatch) / eval, gflops: 2 * macs * Double(evalBatch) / eval / 1e9,
-                                   secondsPerBatch: eval))
-        if measureCPU {
-            results[0].cpuSecondsPerBatch = trainCPU
-            results[1].cpuSecondsPerBatch = median(cpu)
+        /// The peak resident set since `reset` (nil if the reset failed).
+        func peak(after reset: Bool) -> Int? { reset ? ResidentSet.peakBytes() : nil }
+
+        if modes.contains(.train) {
+            let reset = ResidentSet.resetPeak()
+            trainStep(); trainStep()   // warm-up: buffers allocated, pages touched
+            let train = median((0 ..< repetitions).map { _ in time(trainStep) })
+            var row = BenchResult(model: architecture.rawValue, mode: "train", threads: threads, batch: batch,
+                                  imagesPerSecond: Double(batch) / train, gflops: 6 * macs * Double(batch) / train / 1e9,
+                                  secondsPerBatch: train)
+            row.peakRSSBytes = peak(after: reset)
+            if measureCPU { row.cpuSecondsPerBatch = median(cpu) }
+            results.append(row)
+            cpu = []
+        }
+        if modes.contains(.eval) {
+            let reset = ResidentSet.resetPeak()
+            evalStep()
+            let eval = median((0 ..< max(3, repetitions / 2)).map { _ in time(evalStep) })
+            var row = BenchResult(model: architecture.rawValue, mode: "eval", threads: threads, batch: evalBatch,
+                                  imagesPerSecond: Double(evalBatch) / eval, gflops: 2 * macs * Double(evalBatch) / eval / 1e9,
+                                  secondsPerBatch: eval)
+            row.peakRSSBytes = peak(after: reset)
+            if measureCPU { row.cpuSecondsPerBatch = median(cpu) }
+            results.append(row)
         }
         if profile {
             let p = TimingProfiler()
+            if !modes.contains(.train) { trainStep() }   // warm-up
             net.profiler = p
-            for _ in 0 ..< repetitions { trainStep() }
+            var steps: [Double] = []
+            for _ in 0 ..< repetitions { steps.append(time(trainStep)) }
             net.profiler = nil
             let total = p.order.reduce(0.0) { $0 + p.forward[$1, default: 0] + p.backward[$1, default: 0] }
             log("per-layer profile, \(architecture.rawValue), \(threads) thread(s), batch \(batch), ms per step (forward / backward / share):")
@@ -131,7 +179,7 @@ public enum Benchmark {
                 log(String(format: "  %@ %8.2f %8.2f %6.1f%%", padded as NSString, f, b, 100 * (f + b) / 1000 * Double(repetitions) / max(total, 1e-12)))
             }
             log(String(format: "  layers total %.1f ms of a %.1f ms step (the rest: optimizer, loss, zeroing)",
-                       total / Double(repetitions) * 1000, train * 1000))
+                       total / Double(repetitions) * 1000, median(steps) * 1000))
         }
         for i in results.indices { results[i].convolution = convolution.rawValue }
         return results

@@ -29,7 +29,7 @@ extension Benchmark {
     /// time (CPU time: the median over rounds), so a burst of load on a shared machine falls
     /// on both states alike.
     public static func runPreset(_ preset: Preset, threads: Int, batch: Int, evalBatch: Int, repetitions: Int, rounds: Int = 3,
-                                 convolution: ConvAlgorithm = .automatic, profile: Bool,
+                                 convolution: ConvAlgorithm = .automatic, profile: Bool, modes: Set<BenchMode> = Set(BenchMode.allCases),
                                  log: (String) -> Void) throws -> [BenchResult] {
         let spec = preset.spec
         let (final, pruner) = try finalState(of: preset)
@@ -42,7 +42,8 @@ extension Benchmark {
                 let profiled = profile && round == 0
                 if profiled { log("state \(state):") }
                 measured[i] += run(architecture: spec.architecture, network: net, threads: threads, batch: batch, evalBatch: evalBatch,
-                                   repetitions: repetitions, convolution: convolution, profile: profiled, measureCPU: true, log: log)
+                                   repetitions: repetitions, convolution: convolution, profile: profiled, measureCPU: true,
+                                   modes: modes, log: log)
             }
         }
         withExtendedLifetime(pruner) {}

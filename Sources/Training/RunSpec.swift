@@ -245,10 +245,10 @@ public struct RunSpec: Sendable, Equatable {
         do { _ = try Pruner(plan: plan, network: net, seed: seed, epochs: epochs) } catch let e as PruningPlanError { throw SpecError(e) }
     }
 
-    /// A rough estimate of the memory of one run, in bytes: one training batch's activations
-    /// and their gradients, one test batch's activations, and the parameters with their
-    /// gradients and two optimizer moments. It omits convolution scratch, the dataset and
-    /// allocator overhead, so real use is higher; it only serves to refuse runs that cannot fit.
+    /// A rough estimate of the memory of one run, in bytes: what one training batch keeps for
+    /// backward plus its gradients, what one test batch holds at a time, and the parameters
+    /// with their gradients and two optimizer moments. It omits convolution scratch, the dataset
+    /// and allocator overhead, so real use is higher; it only serves to refuse runs that cannot fit.
     public func estimatedMemory(classes: Int = 10) -> (train: Double, test: Double, parameters: Double) {
         let narrowWidth = min(width, 1.0 / 16)
         let net = ModelFactory.make(architecture, classes: classes, width: narrowWidth, seed: seed)
@@ -259,15 +259,19 @@ public struct RunSpec: Sendable, Equatable {
     /// widths: activations grow linearly with the width, parameters with its square.
     static func memoryEstimate(narrow: Network, scale: Double, batchSize: Int, testBatchSize: Int)
         -> (train: Double, test: Double, parameters: Double) {
-        var perSample = 0.0
+        // Training keeps a map per layer (none for a ReLU working in place, four of its output
+        // size for a residual block: two convolution outputs, BN1's output, the sum); gradients,
+        // and an evaluation's activations, take up to three maps of the largest size (the
+        // context's arena, Engine/ActivationArena.swift).
+        var kept = 0.0, largest = 0.0
         for (layer, (_, shape)) in zip(narrow.layers, narrow.shapes()) {
             let n = Double(shape.channels * shape.height * shape.width)
-            // A residual block keeps about six maps of its output size (two convolutions, two
-            // BatchNorms, the sum and the ReLU).
-            perSample += layer is BasicBlock ? 6 * n : n
+            largest = max(largest, n)
+            if let relu = layer as? ReLU, relu.inPlace { continue }
+            kept += layer is BasicBlock ? 4 * n : n
         }
-        let floats = perSample * scale, bytes = 4.0
-        return (train: Double(batchSize) * floats * bytes * 2, test: Double(testBatchSize) * floats * bytes,
+        let bytes = 4.0
+        return (train: Double(batchSize) * (kept + 3 * largest) * scale * bytes, test: Double(testBatchSize) * 3 * largest * scale * bytes,
                 parameters: Double(narrow.parameterCount) * scale * scale * bytes * 4)
     }
 

@@ -23,6 +23,8 @@ struct Bench: ParsableCommand {
     var preset: String?
     @Option(name: .long, help: "With --preset: rounds measuring the two states alternately (each row is the median round).")
     var rounds = 3
+    @Option(name: .long, help: "Comma-separated modes to measure: train, eval. A row's peak_rss_bytes counts what the process still holds from earlier rows: measure one mode per process to compare memory.")
+    var modes = "train,eval"
 
     func run() throws {
         guard let algorithm = ConvAlgorithm(rawValue: conv) else {
@@ -40,23 +42,31 @@ struct Bench: ParsableCommand {
             return n
         }
         guard batch >= 1, evalBatch >= 1, repetitions >= 1, rounds >= 1 else { throw ValidationError("sizes must be positive") }
+        let measured = try Set(modes.split(separator: ",").map { name -> BenchMode in
+            guard let m = BenchMode(rawValue: String(name)) else {
+                throw ValidationError("unknown mode \(name); allowed: \(BenchMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return m
+        })
+        guard !measured.isEmpty else { throw ValidationError("--modes names no mode") }
         if let preset {
             let presets = try preset.split(separator: ",").map { name -> Preset in
                 guard let p = Presets.named(String(name)) else { throw ValidationError("unknown preset \(name) (pruned presets lists them)") }
                 return p
             }
-            try runPresets(presets, threads: counts, algorithm: algorithm)
+            try runPresets(presets, threads: counts, algorithm: algorithm, modes: measured)
             return
         }
-        if !json { print("model      mode   threads batch  images/s   GFLOP/s") }
+        if !json { print("model      mode   threads batch  images/s   GFLOP/s  peak RSS MB") }
         for a in archs {
             for t in counts {
                 let results = Benchmark.run(architecture: a, threads: t, batch: batch, evalBatch: evalBatch,
-                                            repetitions: repetitions, convolution: algorithm, profile: profile) { json ? printErr($0) : print($0) }
+                                            repetitions: repetitions, convolution: algorithm, profile: profile,
+                                            modes: measured) { json ? printErr($0) : print($0) }
                 for r in results {
                     if json { print(r.json.rendered) } else {
-                        print(String(format: "%-10@ %-6@ %7d %5d %9.1f %9.1f", r.model as NSString, r.mode as NSString,
-                                     r.threads, r.batch, r.imagesPerSecond, r.gflops))
+                        print(String(format: "%-10@ %-6@ %7d %5d %9.1f %9.1f %12@", r.model as NSString, r.mode as NSString,
+                                     r.threads, r.batch, r.imagesPerSecond, r.gflops, megabytes(r.peakRSSBytes) as NSString))
                     }
                     fflush(stdout)
                 }
@@ -66,12 +76,13 @@ struct Bench: ParsableCommand {
 }
 
 extension Bench {
-    func runPresets(_ presets: [Preset], threads counts: [Int], algorithm: ConvAlgorithm) throws {
+    func runPresets(_ presets: [Preset], threads counts: [Int], algorithm: ConvAlgorithm, modes: Set<BenchMode>) throws {
         if !json { print("preset     state mode   threads batch  images/s   GFLOP/s  MACs  CPU s/batch") }
         for p in presets {
             for t in counts {
                 let results = try Benchmark.runPreset(p, threads: t, batch: batch, evalBatch: evalBatch, repetitions: repetitions,
-                                                      rounds: rounds, convolution: algorithm, profile: profile) { json ? printErr($0) : print($0) }
+                                                      rounds: rounds, convolution: algorithm, profile: profile,
+                                                      modes: modes) { json ? printErr($0) : print($0) }
                 for r in results {
                     if json { print(r.json.rendered) } else {
                         let label = p.name.padding(toLength: 10, withPad: " ", startingAt: 0) + " "
@@ -85,6 +96,11 @@ extension Bench {
             }
         }
     }
+}
+
+/// Bytes as whole megabytes (10⁶), "-" when unknown.
+private func megabytes(_ bytes: Int?) -> String {
+    bytes.map { String(format: "%.0f", Double($0) / 1e6) } ?? "-"
 }
 
 struct DaemonBench: ParsableCommand {

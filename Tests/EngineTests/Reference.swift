@@ -113,6 +113,7 @@ func gradientCheck(layer: Layer, store: ParameterStore, input: Owned, threads: I
                    reference: ([Double], [Double]) -> [Double], sourceLocation: SourceLocation = #_sourceLocation) {
     let ctx = ExecutionContext(threads: threads)
     ctx.training = training
+    ctx.gradientsInEvaluation = true   // evaluation mode is differentiated too
     store.zeroGradients()
     let y = layer.forward(input.act, ctx)
     let xD = values(input.act).map(Double.init)
