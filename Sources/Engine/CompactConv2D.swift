@@ -64,13 +64,7 @@ public final class CompactConv2D {
         let wo = (x.width + 2 * conv.padding - conv.kernel) / conv.stride + 1
         let m = x.batch * ho * wo
         // Full size: the inner convolution writes its selected channels at the front.
-        let y: UnsafeMutablePointer<Float>
-        if recording {
-            conv.output.reserve(cout * m)
-            y = conv.output.ptr
-        } else {
-            y = ctx.arena.acquire(cout * m)
-        }
+        let y = ctx.forwardOutput(conv.output, cout * m)
         if hasProducts {
             gatherWeights(ctx)
             // The full convolution's choice, not one made again for the compact shape: with

@@ -59,13 +59,7 @@ public final class CompactLinear {
         let outs = selection.outputs, ins = selection.inputs
         let n = x.batch, inF = linear.inFeatures, outF = linear.outFeatures
         let b = store.value(linear.bias)
-        let y: UnsafeMutablePointer<Float>
-        if recording {
-            output.reserve(n * outF)
-            y = output.ptr
-        } else {
-            y = ctx.arena.acquire(n * outF)
-        }
+        let y = ctx.forwardOutput(output, n * outF)
         if hasProducts {
             let w = store.value(linear.weight), wc = innerStore.value(inner.weight), bc = innerStore.value(inner.bias)
             let inL = ins.count, runs = inputRuns

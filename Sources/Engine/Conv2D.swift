@@ -100,13 +100,7 @@ public final class Conv2D: Layer {
         if let compact { return compact.forward(x, ctx) }
         let o = outputShape(x.shape), count = outChannels * x.batch * o.height * o.width
         let recording = ctx.recordsForBackward
-        let y: UnsafeMutablePointer<Float>
-        if recording {
-            output.reserve(count)
-            y = output.ptr
-        } else {
-            y = ctx.arena.acquire(count)
-        }
+        let y = ctx.forwardOutput(output, count)
         input = recording ? x : nil
         compute(x, into: y, ctx)
         if !recording { ctx.arena.release(x.data) }

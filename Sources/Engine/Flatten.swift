@@ -17,13 +17,7 @@ public final class Flatten: Layer {
         let recording = ctx.recordsForBackward
         input = recording ? x : nil
         let f = x.channels * x.plane, n = x.batch, plane = x.plane
-        let y: UnsafeMutablePointer<Float>
-        if recording {
-            output.reserve(x.count)
-            y = output.ptr
-        } else {
-            y = ctx.arena.acquire(x.count)
-        }
+        let y = ctx.forwardOutput(output, x.count)
         for c in 0 ..< x.channels {
             for b in 0 ..< n {
                 (y + b * f + c * plane).update(from: x.data + c * x.perChannel + b * plane, count: plane)

@@ -99,6 +99,17 @@ public final class ExecutionContext: @unchecked Sendable {
     /// take their outputs from the arena and release their inputs to it.
     @inline(__always) public var recordsForBackward: Bool { training || gradientsInEvaluation }
 
+    /// Where a forward call writes its result of `count` floats: the layer's own buffer `own`
+    /// when the pass records for backward (backward reads it later), else an arena slot.
+    @inline(__always)
+    public func forwardOutput(_ own: FloatBuffer, _ count: Int) -> UnsafeMutablePointer<Float> {
+        if recordsForBackward {
+            own.reserve(count)
+            return own.ptr
+        }
+        return arena.acquire(count)
+    }
+
     /// Scratch memory `slot` of thread `t`, at least `count` floats; contents are unspecified.
     @inline(__always)
     public func scratch(_ t: Int, _ slot: ScratchSlot, _ count: Int) -> UnsafeMutablePointer<Float> {

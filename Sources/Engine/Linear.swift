@@ -37,13 +37,7 @@ public final class Linear: Layer {
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
         if let compact { return compact.forward(x, ctx) }
         let recording = ctx.recordsForBackward, count = x.batch * outFeatures
-        let y: UnsafeMutablePointer<Float>
-        if recording {
-            output.reserve(count)
-            y = output.ptr
-        } else {
-            y = ctx.arena.acquire(count)
-        }
+        let y = ctx.forwardOutput(output, count)
         input = recording ? x : nil
         compute(x, into: y, ctx)
         if !recording { ctx.arena.release(x.data) }
