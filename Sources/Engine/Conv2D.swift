@@ -7,11 +7,17 @@
 // so results are bit-identical for a given thread count.
 // Same-padded 3×3 convolutions (stride 1, padding 1) with at least `winogradMinimumChannels`
 // input channels use Winograd F(2×2, 3×3) instead (KernelsWinograd.swift): 16 GEMMs over
-// transformed tiles, 2.25× fewer multiplies, same partition and reduction rules.
+// transformed tiles, 2.25× fewer multiplies, same partition and reduction rules. Winograd
+// F(4×4, 3×3) (KernelsWinograd4.swift: 36 GEMMs, 4× fewer multiplies) runs when chosen
+// (Conv2DWinograd.swift runs both).
 
-/// How a Conv2D computes: `automatic` picks Winograd where it applies and pays off.
+/// How a Conv2D computes: `automatic` picks Winograd F(2×2) where it applies and pays off.
 public enum ConvAlgorithm: String, Sendable, CaseIterable {
-    case automatic, im2col, winograd
+    case automatic, im2col
+    /// Winograd F(2×2, 3×3) wherever it applies (3×3, stride 1, padding 1).
+    case winograd
+    /// Winograd F(4×4, 3×3) wherever it applies.
+    case winograd4
 }
 
 public final class Conv2D: Layer {
@@ -24,26 +30,31 @@ public final class Conv2D: Layer {
     public let weight: TensorSlot
     public let bias: TensorSlot?
     public var computesInputGradient = true
-    /// The algorithm; `.winograd` on a shape it does not apply to falls back to im2col.
+    /// The algorithm; `.winograd` or `.winograd4` on a shape it does not apply to falls back
+    /// to im2col.
     public var algorithm: ConvAlgorithm = .automatic
     /// Columns per GEMM tile (images × output plane); tuned by the benchmark.
     public static let targetColumns = 1024
     /// Winograd tiles per GEMM chunk (images × tiles per image); tuned by the benchmark.
     public static let winogradTargetTiles = 512
+    /// The same for F(4×4) tiles (36 transformed values per tile and channel, not 16).
+    public static let winograd4TargetTiles = 256
     /// Below this many input channels the Winograd GEMMs are too thin to pay off.
     public static let winogradMinimumChannels = 16
     /// Set by pruning when channels leave this convolution's GEMMs (Compaction.swift); forward
     /// and backward then run over the selected channels only.
     public internal(set) var compact: CompactConv2D?
 
-    private unowned let store: ParameterStore
+    unowned let store: ParameterStore
     /// Output and input-gradient memory (CompactConv2D expands its inner convolution's results
     /// to full shape in place in these).
     let output = FloatBuffer(count: 0)
     let gradInput = FloatBuffer(count: 0)
-    /// Winograd-transformed weights U [16][Cout][Cin] of the last forward call.
-    private let transformedWeight = FloatBuffer(count: 0)
+    /// Winograd-transformed weights U [points][Cout][Cin] of the last forward call.
+    let transformedWeight = FloatBuffer(count: 0)
     private var input: Activation?
+    /// The Winograd variant and tiling of the last forward call (nil: im2col), for backward.
+    private var winograd: WinogradPlan?
 
     public init(_ name: String, store: ParameterStore, inChannels: Int, outChannels: Int, kernel: Int,
                 stride: Int = 1, padding: Int = 0, bias: Bool, weightInit: Initialiser, biasInit: Initialiser = .zeros) {
@@ -68,13 +79,22 @@ public final class Conv2D: Layer {
 
     private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 
-    /// Whether forward/backward use Winograd F(2×2, 3×3).
+    /// Whether forward/backward use Winograd (F(2×2, 3×3) or F(4×4, 3×3)).
     public var usesWinograd: Bool {
         let applies = kernel == 3 && stride == 1 && padding == 1
         switch algorithm {
         case .im2col: return false
-        case .winograd: return applies
+        case .winograd, .winograd4: return applies
         case .automatic: return applies && inChannels >= Conv2D.winogradMinimumChannels
+        }
+    }
+
+    /// The Winograd variant for an H×W input, nil for im2col.
+    func winogradPlan(height: Int, width: Int) -> WinogradPlan? {
+        guard usesWinograd else { return nil }
+        switch algorithm {
+        case .winograd4: return .f4x4(Winograd4Tiling(height: height, width: width))
+        default: return .f2x2(WinogradTiling(height: height, width: width))
         }
     }
 
@@ -97,7 +117,8 @@ public final class Conv2D: Layer {
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
         if let compact { return compact.forward(x, ctx) }
         input = x
-        if usesWinograd { return winogradForward(x, ctx) }
+        winograd = winogradPlan(height: x.height, width: x.width)
+        if let winograd { return winogradForward(x, winograd, ctx) }
         let g = geometry(x)
         let n = x.batch, plane = g.outHeight * g.outWidth, kk = fanIn, cout = outChannels
         output.reserve(cout * n * plane)
@@ -134,7 +155,7 @@ public final class Conv2D: Layer {
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
         if let compact { return compact.backward(dy, ctx) }
         guard let x = input else { return dy }
-        if usesWinograd { return winogradBackward(x, dy, ctx) }
+        if let winograd { return winogradBackward(x, dy, winograd, ctx) }
         let g = geometry(x)
         let n = x.batch, plane = dy.plane, kk = fanIn, cout = outChannels
         let threads = min(ctx.threads, n)
@@ -190,118 +211,12 @@ public final class Conv2D: Layer {
 
 extension Conv2D {
     /// gb[co] += Σ dY[co, ·] (channel sums with a fixed association order).
-    private func accumulateBiasGradient(_ dy: Activation, _ ctx: ExecutionContext) {
+    func accumulateBiasGradient(_ dy: Activation, _ ctx: ExecutionContext) {
         guard let bias else { return }
         let gb = store.gradient(bias), m = dy.perChannel
         ctx.workers.forEachRange(outChannels) { r in
             for co in r { gb[co] += Float(channelSum(dy.data + co * m, m)) }
         }
-    }
-
-    /// One chunk of a worker's images, its input already transformed into `v`.
-    private struct WinogradChunk {
-        let thread: Int
-        let n0: Int
-        let count: Int
-        let tiles: Int
-        let v: UnsafeMutablePointer<Float>
-        let m: UnsafeMutablePointer<Float>
-        let rows: UnsafeMutablePointer<Float>
-    }
-
-    /// Runs `body` on every chunk of the batch: images split by `partition` among the workers,
-    /// then about `winogradTargetTiles` tiles per chunk, each chunk's input transformed into V
-    /// first. `start(t)` runs once on each active worker before its chunks. Returns the number
-    /// of active workers (n > 0).
-    private func forEachWinogradChunk(_ x: Activation, _ tiling: WinogradTiling, _ ctx: ExecutionContext,
-                                      start: (Int) -> Void = { _ in }, _ body: (WinogradChunk) -> Void) -> Int {
-        let n = x.batch, cin = inChannels, cout = outChannels, tpi = tiling.tilesPerImage
-        let threads = min(ctx.threads, n)
-        let perThread = (n + threads - 1) / threads
-        let tileImages = max(1, min(perThread, Conv2D.winogradTargetTiles / max(tpi, 1)))
-        ctx.workers.run { t in
-            guard t < threads else { return }
-            start(t)
-            let range = partition(n, parts: threads, index: t)
-            let v = ctx.scratch(t, 3, 16 * cin * tileImages * tpi)
-            let m = ctx.scratch(t, 4, 16 * cout * tileImages * tpi)
-            let rows = ctx.scratch(t, 5, WinogradKernels.rowScratchCount(tiling))
-            var n0 = range.lowerBound
-            while n0 < range.upperBound {
-                let nt = min(tileImages, range.upperBound - n0), tiles = nt * tpi
-                WinogradKernels.transformInput(x.data, channels: cin, chanStride: x.perChannel, n0: n0, count: nt, tiling,
-                                               v: v, ldv: tiles, rowScratch: rows)
-                body(WinogradChunk(thread: t, n0: n0, count: nt, tiles: tiles, v: v, m: m, rows: rows))
-                n0 += nt
-            }
-        }
-        return threads
-    }
-
-    private func winogradForward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
-        let tiling = WinogradTiling(height: x.height, width: x.width)
-        let n = x.batch, cin = inChannels, cout = outChannels, ld = n * x.plane
-        output.reserve(cout * ld)
-        guard n > 0 else { return Activation(data: output.ptr, channels: cout, batch: 0, height: x.height, width: x.width) }
-        transformedWeight.reserve(16 * cout * cin)
-        let y = output.ptr, u = transformedWeight.ptr, w = store.value(weight)
-        let bv = bias.map { UnsafePointer(store.value($0)) }
-        ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
-            WinogradKernels.transformWeights(w, cout: cout, cin: cin, range: r, u: u)
-        }
-        _ = forEachWinogradChunk(x, tiling, ctx) { c in
-            for xi in 0 ..< 16 {
-                gemm(m: cout, n: c.tiles, k: cin, a: u + xi * cout * cin, lda: cin, b: c.v + xi * cin * c.tiles, ldb: c.tiles,
-                     c: c.m + xi * cout * c.tiles, ldc: c.tiles)
-            }
-            WinogradKernels.transformOutput(c.m, cout: cout, ldm: c.tiles, tiling, bias: bv, y: y, ld: ld, n0: c.n0, count: c.count)
-        }
-        return Activation(data: y, channels: cout, batch: n, height: x.height, width: x.width)
-    }
-
-    private func winogradBackward(_ x: Activation, _ dy: Activation, _ ctx: ExecutionContext) -> Activation {
-        let tiling = WinogradTiling(height: x.height, width: x.width)
-        let n = x.batch, cin = inChannels, cout = outChannels
-        let ld = n * x.plane, chanStride = x.perChannel, uCount = 16 * cout * cin
-        let u = transformedWeight.ptr, gw = store.gradient(weight)
-        let needDX = computesInputGradient
-        if needDX { gradInput.reserve(x.count) }
-        let dx = gradInput.ptr
-        guard n > 0 else { return Activation(data: dx, channels: inChannels, batch: 0, height: x.height, width: x.width) }
-        let threads = forEachWinogradChunk(x, tiling, ctx, start: { t in
-            ctx.scratch(t, 1, uCount).update(repeating: 0, count: uCount)
-        }) { c in
-            let du = ctx.scratch(c.thread, 1, uCount), tiles = c.tiles
-            WinogradKernels.transformOutputGradient(dy.data, cout: cout, ld: ld, n0: c.n0, count: c.count, tiling,
-                                                    dm: c.m, ldm: tiles)
-            for xi in 0 ..< 16 {
-                let vx = c.v + xi * cin * tiles, mx = c.m + xi * cout * tiles
-                // dU[ξ] += dM[ξ] · V[ξ]ᵀ, then dV[ξ] = U[ξ]ᵀ · dM[ξ] over V[ξ] (no longer needed).
-                gemm(transB: true, m: cout, n: cin, k: tiles, a: mx, lda: tiles, b: vx, ldb: tiles,
-                     beta: 1, c: du + xi * cout * cin, ldc: cin)
-                if needDX {
-                    gemm(transA: true, m: cin, n: tiles, k: cout, a: u + xi * cout * cin, lda: cin, b: mx, ldb: tiles,
-                         c: vx, ldc: tiles)
-                }
-            }
-            if needDX {
-                WinogradKernels.transformInputGradient(c.v, channels: cin, ldv: tiles, tiling, dx: dx, chanStride: chanStride,
-                                                       n0: c.n0, count: c.count, rowScratch: c.rows)
-            }
-        }
-        // Partials are added in thread order for every element, then folded back to 3×3.
-        let total = ctx.scratch(0, 1, uCount)
-        if threads > 1 {
-            let partials = (1 ..< threads).map { ctx.scratch($0, 1, uCount) }
-            ctx.workers.forEachRange(uCount, minimumPerThread: 1 << 14) { r in
-                for p in partials { for i in r { total[i] += p[i] } }
-            }
-        }
-        ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
-            WinogradKernels.accumulateWeightGradient(total, cout: cout, cin: cin, range: r, gw: gw)
-        }
-        accumulateBiasGradient(dy, ctx)
-        return Activation(data: dx, channels: inChannels, batch: n, height: x.height, width: x.width)
     }
 }
 

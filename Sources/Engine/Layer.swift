@@ -70,7 +70,7 @@ public final class ExecutionContext: @unchecked Sendable {
 
     /// Scratch memory `slot` of thread `t`, at least `count` floats; contents are unspecified.
     /// Slots: 0 im2col columns, 1 partial weight gradient, 2 spare, 3 Winograd V / dV,
-    /// 4 Winograd M / dM, 5 Winograd row scratch.
+    /// 4 Winograd M / dM, 5 Winograd transform scratch (rows, padded planes).
     @inline(__always)
     public func scratch(_ t: Int, _ slot: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
         let b = scratchBuffers[t][slot]

@@ -26,6 +26,8 @@ private func relativeError(_ a: [Float], _ b: [Float], where include: (Int) -> B
         (24, 20, 3, 1, 1, true, 8, ConvAlgorithm.winograd, 2),
         (24, 20, 3, 1, 1, false, 5, ConvAlgorithm.winograd, 1),
         (24, 20, 3, 1, 1, true, 8, ConvAlgorithm.im2col, 2),
+        (24, 20, 3, 1, 1, true, 9, ConvAlgorithm.winograd4, 2),
+        (24, 20, 3, 1, 1, false, 4, ConvAlgorithm.winograd4, 3),
         (12, 10, 3, 2, 1, false, 7, ConvAlgorithm.automatic, 2),
         (12, 10, 1, 1, 0, false, 4, ConvAlgorithm.automatic, 2),
         (12, 10, 1, 2, 0, true, 6, ConvAlgorithm.automatic, 1),
@@ -157,7 +159,7 @@ private func relativeError(_ a: [Float], _ b: [Float], where include: (Int) -> B
     /// A pruned convolution followed by its masked BatchNorm: BN sees the same constant in the
     /// pruned channels, so outputs, running statistics and γ/β gradients agree — the pruned
     /// channels' running statistics bit for bit.
-    @Test(arguments: [ConvAlgorithm.winograd, .im2col])
+    @Test(arguments: [ConvAlgorithm.winograd, .winograd4, .im2col])
     func convolutionThenMaskedBatchNorm(_ algorithm: ConvAlgorithm) {
         let cin = 16, cout = 20, n = 4, h = 6
         let pruned = Set([2, 3, 9, 19])
