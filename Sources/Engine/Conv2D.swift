@@ -50,7 +50,7 @@ public final class Conv2D: Layer {
     /// to full shape in place in these).
     let output = FloatBuffer(count: 0)
     let gradInput = FloatBuffer(count: 0)
-    /// Winograd-transformed weights U [points][Cout][Cin] of the last forward call.
+    /// Winograd-transformed weights U [Cout][points][ldu] of the last forward call.
     let transformedWeight = FloatBuffer(count: 0)
     private var input: Activation?
     /// The Winograd variant and tiling of the last forward call (nil: im2col), for backward.

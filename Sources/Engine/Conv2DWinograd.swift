@@ -41,17 +41,18 @@ enum WinogradPlan {
         }
     }
 
-    func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>, u: UnsafeMutablePointer<Float>) {
+    func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>, u: UnsafeMutablePointer<Float>, ldu: Int) {
         switch self {
-        case .f2x2: WinogradKernels.transformWeights(w, cout: cout, cin: cin, range: range, u: u)
-        case .f4x4: Winograd4Kernels.transformWeights(w, cout: cout, cin: cin, range: range, u: u)
+        case .f2x2: WinogradKernels.transformWeights(w, cout: cout, cin: cin, range: range, u: u, ldu: ldu)
+        case .f4x4: Winograd4Kernels.transformWeights(w, cout: cout, cin: cin, range: range, u: u, ldu: ldu)
         }
     }
 
-    func accumulateWeightGradient(_ du: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>, gw: UnsafeMutablePointer<Float>) {
+    func accumulateWeightGradient(_ du: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>, gw: UnsafeMutablePointer<Float>,
+                                  ldu: Int) {
         switch self {
-        case .f2x2: WinogradKernels.accumulateWeightGradient(du, cout: cout, cin: cin, range: range, gw: gw)
-        case .f4x4: Winograd4Kernels.accumulateWeightGradient(du, cout: cout, cin: cin, range: range, gw: gw)
+        case .f2x2: WinogradKernels.accumulateWeightGradient(du, cout: cout, cin: cin, range: range, gw: gw, ldu: ldu)
+        case .f4x4: Winograd4Kernels.accumulateWeightGradient(du, cout: cout, cin: cin, range: range, gw: gw, ldu: ldu)
         }
     }
 
@@ -100,6 +101,11 @@ enum WinogradPlan {
     }
 }
 
+/// The row length of transformed weights U [Cout][points][ldu] for `cin` input channels: cin
+/// rounded up to 8, plus 8, so that a filter's `points` rows fall into different cache sets
+/// (row lengths of a power of two would map them all to a few).
+func winogradWeightStride(_ cin: Int) -> Int { (cin + 7) / 8 * 8 + 8 }
+
 extension Conv2D {
     /// One chunk of a worker's images, its input already transformed into `v`.
     private struct WinogradChunk {
@@ -142,17 +148,18 @@ extension Conv2D {
 
     func winogradForward(_ x: Activation, _ plan: WinogradPlan, _ ctx: ExecutionContext) -> Activation {
         let n = x.batch, cin = inChannels, cout = outChannels, ld = n * x.plane, points = plan.points
+        let ldu = winogradWeightStride(cin)
         output.reserve(cout * ld)
         guard n > 0 else { return Activation(data: output.ptr, channels: cout, batch: 0, height: x.height, width: x.width) }
-        transformedWeight.reserve(points * cout * cin)
+        transformedWeight.reserve(cout * points * ldu)
         let y = output.ptr, u = transformedWeight.ptr, w = store.value(weight)
         let bv = bias.map { UnsafePointer(store.value($0)) }
         ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
-            plan.transformWeights(w, cout: cout, cin: cin, range: r, u: u)
+            plan.transformWeights(w, cout: cout, cin: cin, range: r, u: u, ldu: ldu)
         }
         _ = forEachWinogradChunk(x, plan, ctx) { c in
             for xi in 0 ..< points {
-                gemm(m: cout, n: c.tiles, k: cin, a: u + xi * cout * cin, lda: cin, b: c.v + xi * cin * c.tiles, ldb: c.tiles,
+                gemm(m: cout, n: c.tiles, k: cin, a: u + xi * ldu, lda: points * ldu, b: c.v + xi * cin * c.tiles, ldb: c.tiles,
                      c: c.m + xi * cout * c.tiles, ldc: c.tiles)
             }
             plan.transformOutput(c.m, cout: cout, ldm: c.tiles, bias: bv, y: y, ld: ld, n0: c.n0, count: c.count, scratch: c.scratch)
@@ -162,7 +169,7 @@ extension Conv2D {
 
     func winogradBackward(_ x: Activation, _ dy: Activation, _ plan: WinogradPlan, _ ctx: ExecutionContext) -> Activation {
         let n = x.batch, cin = inChannels, cout = outChannels, points = plan.points
-        let ld = n * x.plane, chanStride = x.perChannel, uCount = points * cout * cin
+        let ld = n * x.plane, chanStride = x.perChannel, ldu = winogradWeightStride(cin), uCount = cout * points * ldu
         let u = transformedWeight.ptr, gw = store.gradient(weight)
         let needDX = computesInputGradient
         if needDX { gradInput.reserve(x.count) }
@@ -177,9 +184,9 @@ extension Conv2D {
                 let vx = c.v + xi * cin * tiles, mx = c.m + xi * cout * tiles
                 // dU[ξ] += dM[ξ] · V[ξ]ᵀ, then dV[ξ] = U[ξ]ᵀ · dM[ξ] over V[ξ] (no longer needed).
                 gemm(transB: true, m: cout, n: cin, k: tiles, a: mx, lda: tiles, b: vx, ldb: tiles,
-                     beta: 1, c: du + xi * cout * cin, ldc: cin)
+                     beta: 1, c: du + xi * ldu, ldc: points * ldu)
                 if needDX {
-                    gemm(transA: true, m: cin, n: tiles, k: cout, a: u + xi * cout * cin, lda: cin, b: mx, ldb: tiles,
+                    gemm(transA: true, m: cin, n: tiles, k: cout, a: u + xi * ldu, lda: points * ldu, b: mx, ldb: tiles,
                          c: vx, ldc: tiles)
                 }
             }
@@ -197,7 +204,7 @@ extension Conv2D {
             }
         }
         ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
-            plan.accumulateWeightGradient(total, cout: cout, cin: cin, range: r, gw: gw)
+            plan.accumulateWeightGradient(total, cout: cout, cin: cin, range: r, gw: gw, ldu: ldu)
         }
         accumulateBiasGradient(dy, ctx)
         return Activation(data: dx, channels: inChannels, batch: n, height: x.height, width: x.width)

@@ -13,7 +13,9 @@
 //     dM = A dY Aᵀ,   dU[ξ] += dM[ξ] · V[ξ]ᵀ,   dg = Gᵀ dU G,
 //     dV[ξ] = U[ξ]ᵀ · dM[ξ],   dX += B dV Bᵀ (patches overlap: summed in tile order).
 //
-// Layouts: U is [16][Cout][Cin]; V and dV are [16][C][T] and M and dM are [16][Cout][T] with
+// Layouts: U is [Cout][16][ldu] (U[ξ] is the [Cout, Cin] matrix at ξ·ldu with leading
+// dimension 16·ldu, ldu = `winogradWeightStride(Cin)`, so one filter's transforms are close
+// together); V and dV are [16][C][T] and M and dM are [16][Cout][T] with
 // T = images · tilesPerImage and t = image·tilesPerImage + ty·tilesWide + tx. Every transform
 // works on whole rows of tiles so its loops over tx run over contiguous memory.
 
@@ -42,10 +44,9 @@ public enum WinogradKernels {
     /// rows for `transformInput`, 20 for `transformInputGradient`.
     public static func rowScratchCount(_ g: WinogradTiling) -> Int { 20 * g.paddedWidth }
 
-    /// U[ξ][co][ci] = (G g Gᵀ)[ξ] for output channels `range` of weights [Cout, Cin, 3, 3].
+    /// U[co][ξ][ci] = (G g Gᵀ)[ξ] for output channels `range` of weights [Cout, Cin, 3, 3].
     public static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
-                                        u: UnsafeMutablePointer<Float>) {
-        let stride = cout &* cin
+                                        u: UnsafeMutablePointer<Float>, ldu: Int) {
         for co in range {
             for ci in 0 ..< cin {
                 let g = w + (co &* cin &+ ci) &* 9
@@ -55,13 +56,13 @@ public enum WinogradKernels {
                 let a1 = (0.5 * (g00 + g10 + g20), 0.5 * (g01 + g11 + g21), 0.5 * (g02 + g12 + g22))
                 let a2 = (0.5 * (g00 - g10 + g20), 0.5 * (g01 - g11 + g21), 0.5 * (g02 - g12 + g22))
                 let a3 = (g20, g21, g22)
-                let base = u + (co &* cin &+ ci)
+                let base = u + (co &* 16 &* ldu &+ ci)
                 @inline(__always) func row(_ i: Int, _ a: (Float, Float, Float)) {
-                    let p = base + (i &* 4) &* stride
+                    let p = base + (i &* 4) &* ldu
                     p[0] = a.0
-                    p[stride] = 0.5 * (a.0 + a.1 + a.2)
-                    p[2 &* stride] = 0.5 * (a.0 - a.1 + a.2)
-                    p[3 &* stride] = a.2
+                    p[ldu] = 0.5 * (a.0 + a.1 + a.2)
+                    p[2 &* ldu] = 0.5 * (a.0 - a.1 + a.2)
+                    p[3 &* ldu] = a.2
                 }
                 row(0, a0); row(1, a1); row(2, a2); row(3, a3)
             }
@@ -70,15 +71,14 @@ public enum WinogradKernels {
 
     /// gw[co][ci][3×3] += (Gᵀ dU G) for output channels `range`, dU laid out like U.
     public static func accumulateWeightGradient(_ du: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
-                                                gw: UnsafeMutablePointer<Float>) {
-        let stride = cout &* cin
+                                                gw: UnsafeMutablePointer<Float>, ldu: Int) {
         for co in range {
             for ci in 0 ..< cin {
-                let base = du + (co &* cin &+ ci)
+                let base = du + (co &* 16 &* ldu &+ ci)
                 // Gᵀ applied to the columns of each row i: (u0 + ½u1 + ½u2, ½u1 − ½u2, ½u1 + ½u2 + u3)
                 @inline(__always) func rowT(_ i: Int) -> (Float, Float, Float) {
-                    let p = base + (i &* 4) &* stride
-                    let u0 = p[0], u1 = p[stride], u2 = p[2 &* stride], u3 = p[3 &* stride]
+                    let p = base + (i &* 4) &* ldu
+                    let u0 = p[0], u1 = p[ldu], u2 = p[2 &* ldu], u3 = p[3 &* ldu]
                     return (u0 + 0.5 * u1 + 0.5 * u2, 0.5 * u1 - 0.5 * u2, 0.5 * u1 + 0.5 * u2 + u3)
                 }
                 let r0 = rowT(0), r1 = rowT(1), r2 = rowT(2), r3 = rowT(3)

@@ -15,7 +15,7 @@
 // Points ½ and −2 in place of ±2 give about 1.4× less rounding error in float32 but
 // transforms without the ± symmetry the formulas below use (more operations per tile).
 //
-// Layouts as for F(2×2) with 36 points: U is [36][Cout][Cin]; V and dV [36][C][T], M and dM
+// Layouts as for F(2×2) with 36 points: U is [Cout][36][ldu]; V and dV [36][C][T], M and dM
 // [36][Cout][T], T = images · tilesPerImage, t = image·tilesPerImage + ty·tilesWide + tx.
 // The transforms work on blocks of 8 consecutive tiles t, one tile per SIMD lane, so every
 // load and store of V, M, dM and dV is a contiguous 8-float vector however small the plane
@@ -51,67 +51,79 @@ public enum Winograd4Kernels {
     /// 36 vectors of 8 lanes.
     static let blockFloats = 36 * 8
 
-    /// U[ξ][co][ci] = (G g Gᵀ)[ξ] for output channels `range` of weights [Cout, Cin, 3, 3],
+    /// U[co][ξ][ci] = (G g Gᵀ)[ξ] for output channels `range` of weights [Cout, Cin, 3, 3],
     /// 8 input channels per vector.
     public static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
-                                        u: UnsafeMutablePointer<Float>) {
-        let stride = cout &* cin
-        for co in range {
-            var ci = 0
-            while ci < cin {
-                let lanes = min(8, cin &- ci)
-                let g = w + (co &* cin &+ ci) &* 9
-                @inline(__always) func tap(_ k: Int) -> V8 {
-                    var v = V8()
-                    for l in 0 ..< lanes { v[l] = g[l &* 9 &+ k] }
-                    return v
+                                        u: UnsafeMutablePointer<Float>, ldu: Int) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 72) { tail in
+            guard let tail = tail.baseAddress else { return }
+            for co in range {
+                var ci = 0
+                while ci < cin {
+                    let lanes = min(8, cin &- ci)
+                    // The 8 filters' 72 weights are contiguous; the last group's are copied after
+                    // zeros so that every group reads 72.
+                    var g = w + (co &* cin &+ ci) &* 9
+                    if lanes < 8 {
+                        tail.update(repeating: 0, count: 72)
+                        tail.update(from: g, count: lanes &* 9)
+                        g = UnsafePointer(tail)
+                    }
+                    @inline(__always) func tap(_ k: Int) -> V8 {
+                        V8(g[k], g[9 &+ k], g[18 &+ k], g[27 &+ k], g[36 &+ k], g[45 &+ k], g[54 &+ k], g[63 &+ k])
+                    }
+                    // G applied to the columns of g (rows k of G g), then to the rows of those.
+                    let c0 = transformG(tap(0), tap(3), tap(6))
+                    let c1 = transformG(tap(1), tap(4), tap(7))
+                    let c2 = transformG(tap(2), tap(5), tap(8))
+                    let base = u + (co &* 36 &* ldu &+ ci)
+                    @inline(__always) func row(_ k: Int, _ a: V8, _ b: V8, _ c: V8) {
+                        let r = transformG(a, b, c)
+                        let p = base + (6 &* k) &* ldu
+                        storeLanes(r.0, p, lanes); storeLanes(r.1, p + ldu, lanes); storeLanes(r.2, p + 2 &* ldu, lanes)
+                        storeLanes(r.3, p + 3 &* ldu, lanes); storeLanes(r.4, p + 4 &* ldu, lanes); storeLanes(r.5, p + 5 &* ldu, lanes)
+                    }
+                    row(0, c0.0, c1.0, c2.0); row(1, c0.1, c1.1, c2.1); row(2, c0.2, c1.2, c2.2)
+                    row(3, c0.3, c1.3, c2.3); row(4, c0.4, c1.4, c2.4); row(5, c0.5, c1.5, c2.5)
+                    ci &+= 8
                 }
-                // G applied to the columns of g (rows k of G g), then to the rows of those.
-                let c0 = transformG(tap(0), tap(3), tap(6))
-                let c1 = transformG(tap(1), tap(4), tap(7))
-                let c2 = transformG(tap(2), tap(5), tap(8))
-                let base = u + (co &* cin &+ ci)
-                @inline(__always) func row(_ k: Int, _ a: V8, _ b: V8, _ c: V8) {
-                    let r = transformG(a, b, c)
-                    let p = base + (6 &* k) &* stride
-                    storeLanes(r.0, p, lanes); storeLanes(r.1, p + stride, lanes); storeLanes(r.2, p + 2 &* stride, lanes)
-                    storeLanes(r.3, p + 3 &* stride, lanes); storeLanes(r.4, p + 4 &* stride, lanes); storeLanes(r.5, p + 5 &* stride, lanes)
-                }
-                row(0, c0.0, c1.0, c2.0); row(1, c0.1, c1.1, c2.1); row(2, c0.2, c1.2, c2.2)
-                row(3, c0.3, c1.3, c2.3); row(4, c0.4, c1.4, c2.4); row(5, c0.5, c1.5, c2.5)
-                ci &+= 8
             }
         }
     }
 
     /// gw[co][ci][3×3] += (Gᵀ dU G) for output channels `range`, dU laid out like U.
     public static func accumulateWeightGradient(_ du: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
-                                                gw: UnsafeMutablePointer<Float>) {
-        let stride = cout &* cin
-        for co in range {
-            var ci = 0
-            while ci < cin {
-                let lanes = min(8, cin &- ci)
-                let base = du + (co &* cin &+ ci)
-                // Gᵀ applied to each row k of dU (6 → 3 columns), then to the columns of those.
-                @inline(__always) func rowT(_ k: Int) -> (V8, V8, V8) {
-                    let p = base + (6 &* k) &* stride
-                    return transformGT((loadLanes(p, lanes), loadLanes(p + stride, lanes), loadLanes(p + 2 &* stride, lanes),
-                                        loadLanes(p + 3 &* stride, lanes), loadLanes(p + 4 &* stride, lanes),
-                                        loadLanes(p + 5 &* stride, lanes)))
+                                                gw: UnsafeMutablePointer<Float>, ldu: Int) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 72) { folded in
+            guard let folded = folded.baseAddress else { return }
+            for co in range {
+                var ci = 0
+                while ci < cin {
+                    let lanes = min(8, cin &- ci)
+                    let base = du + (co &* 36 &* ldu &+ ci)
+                    // Gᵀ applied to each row k of dU (6 → 3 columns), then to the columns of those.
+                    @inline(__always) func rowT(_ k: Int) -> (V8, V8, V8) {
+                        let p = base + (6 &* k) &* ldu
+                        return transformGT((loadLanes(p, lanes), loadLanes(p + ldu, lanes), loadLanes(p + 2 &* ldu, lanes),
+                                            loadLanes(p + 3 &* ldu, lanes), loadLanes(p + 4 &* ldu, lanes),
+                                            loadLanes(p + 5 &* ldu, lanes)))
+                    }
+                    let r0 = rowT(0), r1 = rowT(1), r2 = rowT(2), r3 = rowT(3), r4 = rowT(4), r5 = rowT(5)
+                    let c0 = transformGT((r0.0, r1.0, r2.0, r3.0, r4.0, r5.0))
+                    let c1 = transformGT((r0.1, r1.1, r2.1, r3.1, r4.1, r5.1))
+                    let c2 = transformGT((r0.2, r1.2, r2.2, r3.2, r4.2, r5.2))
+                    // Tap (a, b) of the 8 filters at folded[(3a + b)·8 …], added to their contiguous weights.
+                    store8(c0.0, folded); store8(c1.0, folded + 8); store8(c2.0, folded + 16)
+                    store8(c0.1, folded + 24); store8(c1.1, folded + 32); store8(c2.1, folded + 40)
+                    store8(c0.2, folded + 48); store8(c1.2, folded + 56); store8(c2.2, folded + 64)
+                    let g = gw + (co &* cin &+ ci) &* 9
+                    if lanes == 8 {
+                        for l in 0 ..< 8 { for k in 0 ..< 9 { g[l &* 9 &+ k] += folded[k &* 8 &+ l] } }
+                    } else {
+                        for l in 0 ..< lanes { for k in 0 ..< 9 { g[l &* 9 &+ k] += folded[k &* 8 &+ l] } }
+                    }
+                    ci &+= 8
                 }
-                let r0 = rowT(0), r1 = rowT(1), r2 = rowT(2), r3 = rowT(3), r4 = rowT(4), r5 = rowT(5)
-                let c0 = transformGT((r0.0, r1.0, r2.0, r3.0, r4.0, r5.0))
-                let c1 = transformGT((r0.1, r1.1, r2.1, r3.1, r4.1, r5.1))
-                let c2 = transformGT((r0.2, r1.2, r2.2, r3.2, r4.2, r5.2))
-                let g = gw + (co &* cin &+ ci) &* 9
-                for l in 0 ..< lanes {
-                    let o = g + l &* 9
-                    o[0] += c0.0[l]; o[1] += c1.0[l]; o[2] += c2.0[l]
-                    o[3] += c0.1[l]; o[4] += c1.1[l]; o[5] += c2.1[l]
-                    o[6] += c0.2[l]; o[7] += c1.2[l]; o[8] += c2.2[l]
-                }
-                ci &+= 8
             }
         }
     }
@@ -397,16 +409,23 @@ private typealias V8 = SIMD8<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
 }
 
-/// The first `n` (≤ 8) floats at p, the other lanes 0.
+/// The first `n` (≤ 8) floats at p, the other lanes 0 (a partial block goes through memory:
+/// no lane is addressed by a variable index).
 @inline(__always) private func loadLanes(_ p: UnsafePointer<Float>, _ n: Int) -> V8 {
     if n == 8 { return load8(p) }
     var v = V8()
-    for l in 0 ..< n { v[l] = p[l] }
+    withUnsafeMutableBytes(of: &v) { raw in
+        let f = raw.bindMemory(to: Float.self)
+        for l in 0 ..< n { f[l] = p[l] }
+    }
     return v
 }
 
 /// Stores the first `n` (≤ 8) lanes of v at p.
 @inline(__always) private func storeLanes(_ v: V8, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
     if n == 8 { store8(v, p); return }
-    for l in 0 ..< n { p[l] = v[l] }
+    withUnsafeBytes(of: v) { raw in
+        let f = raw.bindMemory(to: Float.self)
+        for l in 0 ..< n { p[l] = f[l] }
+    }
 }

@@ -17,7 +17,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Timed repetitions per measurement (median reported).") var repetitions = 5
     @Flag(name: .long, help: "Print one JSON object per measurement.") var json = false
     @Flag(name: .long, help: "Print a per-layer time profile of the training step.") var profile = false
-    @Option(name: .long, help: "Convolution algorithm: automatic (Winograd for 3×3 stride-1 convolutions with ≥ 16 input channels), im2col or winograd.")
+    @Option(name: .long, help: "Convolution algorithm: automatic (Winograd F(2×2) for 3×3 stride-1 convolutions with ≥ 16 input channels), im2col, winograd (F(2×2) wherever it applies) or winograd4 (F(4×4) wherever it applies).")
     var conv = "automatic"
     @Option(name: .long, help: "Comma-separated presets: measure each preset's model dense and in its final pruned state (rows with state and mac_fraction); replaces --models.")
     var preset: String?
