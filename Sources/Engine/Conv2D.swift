@@ -18,6 +18,9 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     case winograd
     /// Winograd F(4×4, 3×3) wherever it applies.
     case winograd4
+    /// As `automatic`, with F(4×4) instead of F(2×2) on planes of at least
+    /// `winograd4MinimumSize` in both directions (a candidate for `automatic`).
+    case automatic4
 }
 
 public final class Conv2D: Layer {
@@ -41,6 +44,10 @@ public final class Conv2D: Layer {
     public static let winograd4TargetTiles = 256
     /// Below this many input channels the Winograd GEMMs are too thin to pay off.
     public static let winogradMinimumChannels = 16
+    /// `automatic4` runs F(4×4) on planes at least this high and wide: on smaller ones most of
+    /// a 6×6 tile is padding and the per-filter work (36 transformed weights) outweighs the
+    /// saved multiplies.
+    public static let winograd4MinimumSize = 8
     /// Set by pruning when channels leave this convolution's GEMMs (Compaction.swift); forward
     /// and backward then run over the selected channels only.
     public internal(set) var compact: CompactConv2D?
@@ -85,15 +92,17 @@ public final class Conv2D: Layer {
         switch algorithm {
         case .im2col: return false
         case .winograd, .winograd4: return applies
-        case .automatic: return applies && inChannels >= Conv2D.winogradMinimumChannels
+        case .automatic, .automatic4: return applies && inChannels >= Conv2D.winogradMinimumChannels
         }
     }
 
     /// The Winograd variant for an H×W input, nil for im2col.
     func winogradPlan(height: Int, width: Int) -> WinogradPlan? {
         guard usesWinograd else { return nil }
+        let large = min(height, width) >= Conv2D.winograd4MinimumSize
         switch algorithm {
         case .winograd4: return .f4x4(Winograd4Tiling(height: height, width: width))
+        case .automatic4 where large: return .f4x4(Winograd4Tiling(height: height, width: width))
         default: return .f2x2(WinogradTiling(height: height, width: width))
         }
     }

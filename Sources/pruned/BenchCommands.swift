@@ -17,7 +17,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Timed repetitions per measurement (median reported).") var repetitions = 5
     @Flag(name: .long, help: "Print one JSON object per measurement.") var json = false
     @Flag(name: .long, help: "Print a per-layer time profile of the training step.") var profile = false
-    @Option(name: .long, help: "Convolution algorithm: automatic (Winograd F(2×2) for 3×3 stride-1 convolutions with ≥ 16 input channels), im2col, winograd (F(2×2) wherever it applies) or winograd4 (F(4×4) wherever it applies).")
+    @Option(name: .long, help: "Convolution algorithm: \(ConvAlgorithm.choices).")
     var conv = "automatic"
     @Option(name: .long, help: "Comma-separated presets: measure each preset's model dense and in its final pruned state (rows with state and mac_fraction); replaces --models.")
     var preset: String?
@@ -26,7 +26,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         guard let algorithm = ConvAlgorithm(rawValue: conv) else {
-            throw ValidationError("unknown convolution algorithm \(conv); allowed: \(ConvAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError("unknown convolution algorithm \(conv); allowed: \(ConvAlgorithm.choices)")
         }
         let archs = try models.split(separator: ",").map { name -> Architecture in
             let n = name == "vgg11" ? "vgg11_bn" : String(name)
@@ -117,5 +117,15 @@ struct DaemonBench: ParsableCommand {
         for line in DaemonBenchmark.report(r, clients: clients, pollInterval: pollInterval) {
             print(json ? line.rendered : line.pretty)
         }
+    }
+}
+
+extension ConvAlgorithm {
+    /// The --conv values of `pruned bench` and `pruned run`, explained (in ASCII: the manual
+    /// page generator drops other characters).
+    static var choices: String {
+        "automatic (Winograd F(2x2) for 3x3 stride-1 convolutions with at least 16 input channels, im2col otherwise), "
+            + "im2col, winograd (F(2x2) wherever it applies), winograd4 (F(4x4) wherever it applies), "
+            + "automatic4 (automatic with F(4x4) on planes of at least \(Conv2D.winograd4MinimumSize)x\(Conv2D.winograd4MinimumSize))"
     }
 }

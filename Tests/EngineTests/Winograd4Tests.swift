@@ -3,7 +3,7 @@
 // planes smaller than a tile, rows of more than 8 tiles), channel counts, batch sizes and
 // thread counts 1, 2 and 3; bit-identical repeats for a thread count; and the rounding error
 // of F(4×4), F(2×2) and im2col measured against float64 on a realistic layer.
-import Engine
+@testable import Engine
 import Testing
 
 /// A 3×3, stride-1, padding-1 convolution in Double: output, input gradient and weight
@@ -131,6 +131,25 @@ private func maxError(_ a: [Float], _ b: [Double]) -> Double {
         #expect(!conv(64, kernel: 3, stride: 2, padding: 1).usesWinograd)
         #expect(!conv(64, kernel: 1, padding: 0).usesWinograd)
         #expect(!conv(64, kernel: 3, padding: 0).usesWinograd)
+    }
+
+    /// `automatic4` is `automatic` with F(4×4) on planes of at least 8×8: F(2×2) below, im2col
+    /// for fewer than 16 input channels.
+    @Test func automatic4() {
+        let store = ParameterStore()
+        func plan(_ cin: Int, _ h: Int, _ w: Int) -> String {
+            let c = Conv2D("c", store: store, inChannels: cin, outChannels: 8, kernel: 3, padding: 1, bias: false, weightInit: .zeros)
+            c.algorithm = .automatic4
+            switch c.winogradPlan(height: h, width: w) {
+            case .f2x2?: return "F2"
+            case .f4x4?: return "F4"
+            case nil: return "im2col"
+            }
+        }
+        #expect(Conv2D.winograd4MinimumSize == 8)
+        #expect(plan(64, 32, 32) == "F4" && plan(64, 8, 8) == "F4" && plan(16, 9, 8) == "F4")
+        #expect(plan(64, 4, 4) == "F2" && plan(64, 2, 2) == "F2" && plan(64, 7, 32) == "F2")
+        #expect(plan(3, 32, 32) == "im2col" && plan(15, 8, 8) == "im2col")
     }
 
     /// Rounding error against float64 on a VGG-like layer (64 → 64 channels, He-initialised
