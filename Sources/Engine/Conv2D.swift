@@ -45,9 +45,8 @@ public final class Conv2D: Layer {
     /// Below this many input channels the Winograd GEMMs are too thin to pay off.
     public static let winogradMinimumChannels = 16
     /// `automatic4` runs F(4×4) on planes at least this high and wide: on smaller ones most of
-    /// a 6×6 tile is padding and the per-filter work (36 transformed weights) outweighs the
-    /// saved multiplies.
-    public static let winograd4MinimumSize = 8
+    /// a 6×6 tile is padding (a 2×2 plane costs 36 multiplies per 4 outputs, F(2×2) 16).
+    public static let winograd4MinimumSize = 4
     /// Set by pruning when channels leave this convolution's GEMMs (Compaction.swift); forward
     /// and backward then run over the selected channels only.
     public internal(set) var compact: CompactConv2D?

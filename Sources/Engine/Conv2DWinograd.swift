@@ -3,8 +3,16 @@
 // into fixed per-worker image ranges by `partition` and those into chunks of about
 // `targetTiles` tiles, per chunk the input transform, one GEMM per transform point and the
 // output transform (backward: the output-gradient transform, the two GEMMs per point and the
-// input-gradient transform). Weight-gradient partials are summed in worker order, so results
-// are bit-identical for a given thread count.
+// input-gradient transform).
+// The weight gradient dU = Σ dM·Vᵀ is summed one of two ways, both bit-identical for a given
+// thread count:
+//  - per worker: each worker accumulates its chunks into its own full-size dU, and the
+//    partials are added in worker order (F(2×2), whose results the golden transcripts pin; and
+//    F(4×4) when a worker has several chunks);
+//  - whole batch (F(4×4) when every worker's images are one chunk, as on the small planes where
+//    dU is large and the tiles few): the chunks' V and dM are columns of batch-wide matrices, and
+//    dU[ξ] = dM[ξ]·V[ξ]ᵀ is one GEMM over every tile with its rows split among the workers — no
+//    per-worker copies of dU to clear, accumulate and add (for 512 → 512 channels, 38 MB each).
 
 /// The Winograd variant of one forward call and its tile grid on the input plane.
 enum WinogradPlan {
@@ -107,43 +115,66 @@ enum WinogradPlan {
 func winogradWeightStride(_ cin: Int) -> Int { (cin + 7) / 8 * 8 + 8 }
 
 extension Conv2D {
-    /// One chunk of a worker's images, its input already transformed into `v`.
+    /// One chunk of a worker's images, its input already transformed into `v`. V, M and their
+    /// gradients have rows of length `ld` (`tiles` in a worker's own buffers; the batch's tile
+    /// count when the chunk's columns are part of batch-wide matrices).
     private struct WinogradChunk {
         let thread: Int
         let n0: Int
         let count: Int
         let tiles: Int
+        let ld: Int
         let v: UnsafeMutablePointer<Float>
         let m: UnsafeMutablePointer<Float>
         let scratch: UnsafeMutablePointer<Float>
     }
 
+    /// How a call splits the batch: workers, images per chunk, and whether the chunks are the
+    /// columns of batch-wide V and M (every worker has one chunk and the plan sums dU over the
+    /// whole batch).
+    private struct WinogradSplit {
+        let threads: Int
+        let tileImages: Int
+        let wholeBatch: Bool
+
+        init(_ plan: WinogradPlan, batch n: Int, threads available: Int) {
+            threads = min(available, n)
+            let perThread = (n + threads - 1) / threads, tpi = plan.tilesPerImage
+            tileImages = max(1, min(perThread, plan.targetTiles / max(tpi, 1)))
+            if case .f4x4 = plan { wholeBatch = tileImages >= perThread } else { wholeBatch = false }
+        }
+    }
+
     /// Runs `body` on every chunk of the batch: images split by `partition` among the workers,
-    /// then about `plan.targetTiles` tiles per chunk, each chunk's input transformed into V
-    /// first. `start(t)` runs once on each active worker before its chunks. Returns the number
-    /// of active workers (n > 0).
-    private func forEachWinogradChunk(_ x: Activation, _ plan: WinogradPlan, _ ctx: ExecutionContext,
-                                      start: (Int) -> Void = { _ in }, _ body: (WinogradChunk) -> Void) -> Int {
+    /// then `split.tileImages` images per chunk, each chunk's input transformed into V first
+    /// unless `transformingInput` is false. `start(t)` runs once on each active worker before
+    /// its chunks (n > 0).
+    private func forEachWinogradChunk(_ x: Activation, _ plan: WinogradPlan, _ split: WinogradSplit, _ ctx: ExecutionContext,
+                                      transformingInput: Bool = true, start: (Int) -> Void = { _ in },
+                                      _ body: (WinogradChunk) -> Void) {
         let n = x.batch, cin = inChannels, cout = outChannels, tpi = plan.tilesPerImage, points = plan.points
-        let threads = min(ctx.threads, n)
-        let perThread = (n + threads - 1) / threads
-        let tileImages = max(1, min(perThread, plan.targetTiles / max(tpi, 1)))
+        let threads = split.threads, tileImages = split.tileImages, batchTiles = n * tpi
+        // Batch-wide V and M live in worker 0's buffers, sized here, before the workers start.
+        let batchV = split.wholeBatch ? ctx.scratch(0, 3, points * cin * batchTiles) : nil
+        let batchM = split.wholeBatch ? ctx.scratch(0, 4, points * cout * batchTiles) : nil
         ctx.workers.run { t in
             guard t < threads else { return }
             start(t)
             let range = partition(n, parts: threads, index: t)
-            let v = ctx.scratch(t, 3, points * cin * tileImages * tpi)
-            let m = ctx.scratch(t, 4, points * cout * tileImages * tpi)
             let scratch = ctx.scratch(t, 5, plan.scratchCount(images: tileImages))
+            let v = batchV ?? ctx.scratch(t, 3, points * cin * tileImages * tpi)
+            let m = batchM ?? ctx.scratch(t, 4, points * cout * tileImages * tpi)
             var n0 = range.lowerBound
             while n0 < range.upperBound {
                 let nt = min(tileImages, range.upperBound - n0), tiles = nt * tpi
-                plan.transformInput(x, n0: n0, count: nt, v: v, ldv: tiles, scratch: scratch)
-                body(WinogradChunk(thread: t, n0: n0, count: nt, tiles: tiles, v: v, m: m, scratch: scratch))
+                let offset = split.wholeBatch ? n0 * tpi : 0
+                let c = WinogradChunk(thread: t, n0: n0, count: nt, tiles: tiles, ld: split.wholeBatch ? batchTiles : tiles,
+                                      v: v + offset, m: m + offset, scratch: scratch)
+                if transformingInput { plan.transformInput(x, n0: n0, count: nt, v: c.v, ldv: c.ld, scratch: scratch) }
+                body(c)
                 n0 += nt
             }
         }
-        return threads
     }
 
     func winogradForward(_ x: Activation, _ plan: WinogradPlan, _ ctx: ExecutionContext) -> Activation {
@@ -157,12 +188,12 @@ extension Conv2D {
         ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
             plan.transformWeights(w, cout: cout, cin: cin, range: r, u: u, ldu: ldu)
         }
-        _ = forEachWinogradChunk(x, plan, ctx) { c in
+        forEachWinogradChunk(x, plan, WinogradSplit(plan, batch: n, threads: ctx.threads), ctx) { c in
             for xi in 0 ..< points {
-                gemm(m: cout, n: c.tiles, k: cin, a: u + xi * ldu, lda: points * ldu, b: c.v + xi * cin * c.tiles, ldb: c.tiles,
-                     c: c.m + xi * cout * c.tiles, ldc: c.tiles)
+                gemm(m: cout, n: c.tiles, k: cin, a: u + xi * ldu, lda: points * ldu, b: c.v + xi * cin * c.ld, ldb: c.ld,
+                     c: c.m + xi * cout * c.ld, ldc: c.ld)
             }
-            plan.transformOutput(c.m, cout: cout, ldm: c.tiles, bias: bv, y: y, ld: ld, n0: c.n0, count: c.count, scratch: c.scratch)
+            plan.transformOutput(c.m, cout: cout, ldm: c.ld, bias: bv, y: y, ld: ld, n0: c.n0, count: c.count, scratch: c.scratch)
         }
         return Activation(data: y, channels: cout, batch: n, height: x.height, width: x.width)
     }
@@ -175,36 +206,62 @@ extension Conv2D {
         if needDX { gradInput.reserve(x.count) }
         let dx = gradInput.ptr
         guard n > 0 else { return Activation(data: dx, channels: inChannels, batch: 0, height: x.height, width: x.width) }
-        let threads = forEachWinogradChunk(x, plan, ctx, start: { t in
-            ctx.scratch(t, 1, uCount).update(repeating: 0, count: uCount)
-        }) { c in
-            let du = ctx.scratch(c.thread, 1, uCount), tiles = c.tiles
-            plan.transformOutputGradient(dy.data, cout: cout, ld: ld, n0: c.n0, count: c.count, dm: c.m, ldm: tiles, scratch: c.scratch)
+        let split = WinogradSplit(plan, batch: n, threads: ctx.threads), threads = split.threads
+        /// dV[ξ] = U[ξ]ᵀ · dM[ξ] over V[ξ] (no longer needed), then dX from dV.
+        func inputGradient(_ c: WinogradChunk) {
             for xi in 0 ..< points {
-                let vx = c.v + xi * cin * tiles, mx = c.m + xi * cout * tiles
-                // dU[ξ] += dM[ξ] · V[ξ]ᵀ, then dV[ξ] = U[ξ]ᵀ · dM[ξ] over V[ξ] (no longer needed).
-                gemm(transB: true, m: cout, n: cin, k: tiles, a: mx, lda: tiles, b: vx, ldb: tiles,
-                     beta: 1, c: du + xi * ldu, ldc: points * ldu)
-                if needDX {
-                    gemm(transA: true, m: cin, n: tiles, k: cout, a: u + xi * ldu, lda: points * ldu, b: mx, ldb: tiles,
-                         c: vx, ldc: tiles)
+                gemm(transA: true, m: cin, n: c.tiles, k: cout, a: u + xi * ldu, lda: points * ldu, b: c.m + xi * cout * c.ld, ldb: c.ld,
+                     c: c.v + xi * cin * c.ld, ldc: c.ld)
+            }
+            plan.transformInputGradient(c.v, channels: cin, ldv: c.ld, dx: dx, chanStride: chanStride, n0: c.n0, count: c.count,
+                                        scratch: c.scratch)
+        }
+        if split.wholeBatch {
+            // Each worker's chunk: V (transformed by the iteration) and dM as columns of the
+            // batch-wide matrices; then dU over every tile, rows split among the workers and
+            // folded by the worker that computed them; then each worker's input gradient.
+            forEachWinogradChunk(x, plan, split, ctx) { c in
+                plan.transformOutputGradient(dy.data, cout: cout, ld: ld, n0: c.n0, count: c.count, dm: c.m, ldm: c.ld, scratch: c.scratch)
+            }
+            let batchTiles = n * plan.tilesPerImage
+            let v = ctx.scratch(0, 3, points * cin * batchTiles), m = ctx.scratch(0, 4, points * cout * batchTiles)
+            let du = ctx.scratch(0, 1, uCount)
+            ctx.workers.run { t in
+                guard t < threads else { return }
+                let rows = partition(cout, parts: threads, index: t)
+                guard !rows.isEmpty else { return }
+                for xi in 0 ..< points {
+                    gemm(transB: true, m: rows.count, n: cin, k: batchTiles, a: m + xi * cout * batchTiles + rows.lowerBound * batchTiles,
+                         lda: batchTiles, b: v + xi * cin * batchTiles, ldb: batchTiles,
+                         c: du + rows.lowerBound * points * ldu + xi * ldu, ldc: points * ldu)
+                }
+                plan.accumulateWeightGradient(du, cout: cout, cin: cin, range: rows, gw: gw, ldu: ldu)
+            }
+            if needDX { forEachWinogradChunk(x, plan, split, ctx, transformingInput: false, inputGradient) }
+        } else {
+            forEachWinogradChunk(x, plan, split, ctx, start: { t in
+                ctx.scratch(t, 1, uCount).update(repeating: 0, count: uCount)
+            }) { c in
+                let du = ctx.scratch(c.thread, 1, uCount)
+                plan.transformOutputGradient(dy.data, cout: cout, ld: ld, n0: c.n0, count: c.count, dm: c.m, ldm: c.ld, scratch: c.scratch)
+                // dU[ξ] += dM[ξ] · V[ξ]ᵀ.
+                for xi in 0 ..< points {
+                    gemm(transB: true, m: cout, n: cin, k: c.tiles, a: c.m + xi * cout * c.ld, lda: c.ld, b: c.v + xi * cin * c.ld, ldb: c.ld,
+                         beta: 1, c: du + xi * ldu, ldc: points * ldu)
+                }
+                if needDX { inputGradient(c) }
+            }
+            // Partials are added in thread order for every element, then folded back to 3×3.
+            let total = ctx.scratch(0, 1, uCount)
+            if threads > 1 {
+                let partials = (1 ..< threads).map { ctx.scratch($0, 1, uCount) }
+                ctx.workers.forEachRange(uCount, minimumPerThread: 1 << 14) { r in
+                    for p in partials { for i in r { total[i] += p[i] } }
                 }
             }
-            if needDX {
-                plan.transformInputGradient(c.v, channels: cin, ldv: tiles, dx: dx, chanStride: chanStride,
-                                            n0: c.n0, count: c.count, scratch: c.scratch)
+            ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
+                plan.accumulateWeightGradient(total, cout: cout, cin: cin, range: r, gw: gw, ldu: ldu)
             }
-        }
-        // Partials are added in thread order for every element, then folded back to 3×3.
-        let total = ctx.scratch(0, 1, uCount)
-        if threads > 1 {
-            let partials = (1 ..< threads).map { ctx.scratch($0, 1, uCount) }
-            ctx.workers.forEachRange(uCount, minimumPerThread: 1 << 14) { r in
-                for p in partials { for i in r { total[i] += p[i] } }
-            }
-        }
-        ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
-            plan.accumulateWeightGradient(total, cout: cout, cin: cin, range: r, gw: gw, ldu: ldu)
         }
         accumulateBiasGradient(dy, ctx)
         return Activation(data: dx, channels: inChannels, batch: n, height: x.height, width: x.width)

@@ -129,12 +129,12 @@ public enum Winograd4Kernels {
     }
 
     /// V[ξ][c][t] = (Bᵀ d B)[ξ] for every channel and tile of images n0..<n0+count of x.
-    /// `ldv` is the tile count of the chunk (count · tilesPerImage).
+    /// The chunk's count · tilesPerImage tiles are the first columns of rows of length `ldv`.
     public static func transformInput(_ x: UnsafePointer<Float>, channels: Int, chanStride: Int, n0: Int, count: Int,
                                       _ g: Winograd4Tiling, v: UnsafeMutablePointer<Float>, ldv: Int,
                                       scratch: UnsafeMutablePointer<Float>) {
         let h = g.height, w = g.width, pw = g.paddedWidth, pp = g.paddedPlane
-        let xiStride = channels &* ldv
+        let xiStride = channels &* ldv, tiles = count &* g.tilesPerImage
         let padded = scratch, block = scratch + count &* pp
         // Only the plane's interior is rewritten per channel: the borders stay zero.
         padded.update(repeating: 0, count: count &* pp)
@@ -145,8 +145,8 @@ public enum Winograd4Kernels {
             }
             var cursor = TileCursor()
             var t0 = 0
-            while t0 < ldv {
-                let lanes = min(8, ldv &- t0)
+            while t0 < tiles {
+                let lanes = min(8, tiles &- t0)
                 if lanes < 8 { block.update(repeating: 0, count: blockFloats) }
                 for l in 0 ..< lanes {
                     let src = padded + cursor.patchOffset(g)
@@ -176,22 +176,22 @@ public enum Winograd4Kernels {
         }
     }
 
-    /// Y for images n0..<n0+count and channels 0..<cout from M (laid out like V with `ldm`
-    /// tiles): Y = Aᵀ M A per tile, cropped to the plane, plus the channel's bias if any.
+    /// Y for images n0..<n0+count and channels 0..<cout from M (laid out like V, rows of
+    /// length `ldm`): Y = Aᵀ M A per tile, cropped to the plane, plus the channel's bias if any.
     /// y has channel stride `ld` (N·H·W) and image stride H·W.
     public static func transformOutput(_ m: UnsafePointer<Float>, cout: Int, ldm: Int, _ g: Winograd4Tiling,
                                        bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ld: Int,
                                        n0: Int, count: Int, scratch: UnsafeMutablePointer<Float>) {
         let h = g.height, w = g.width
-        let xiStride = cout &* ldm
+        let xiStride = cout &* ldm, tiles = count &* g.tilesPerImage
         let block = scratch
         for co in 0 ..< cout {
             let b = V8(repeating: bias?[co] ?? 0)
             let out = y + co &* ld + n0 &* (h &* w), mc = m + co &* ldm
             var cursor = TileCursor()
             var t0 = 0
-            while t0 < ldm {
-                let lanes = min(8, ldm &- t0)
+            while t0 < tiles {
+                let lanes = min(8, tiles &- t0)
                 // Aᵀ along each row k of M (6 → 4 columns), then down the columns into the block
                 // (output pixel (r, s) at vector 4r + s).
                 let src = mc + t0
@@ -229,19 +229,19 @@ public enum Winograd4Kernels {
     }
 
     /// dM[ξ][co][t] = (A dY Aᵀ)[ξ] for images n0..<n0+count of dy (channel stride `ld`),
-    /// entries of dY outside the plane being 0.
+    /// entries of dY outside the plane being 0; dM has rows of length `ldm`.
     public static func transformOutputGradient(_ dy: UnsafePointer<Float>, cout: Int, ld: Int, n0: Int, count: Int,
                                                _ g: Winograd4Tiling, dm: UnsafeMutablePointer<Float>, ldm: Int,
                                                scratch: UnsafeMutablePointer<Float>) {
         let h = g.height, w = g.width
-        let xiStride = cout &* ldm
+        let xiStride = cout &* ldm, tiles = count &* g.tilesPerImage
         let block = scratch
         for co in 0 ..< cout {
             let src = dy + co &* ld + n0 &* (h &* w)
             var cursor = TileCursor()
             var t0 = 0
-            while t0 < ldm {
-                let lanes = min(8, ldm &- t0)
+            while t0 < tiles {
+                let lanes = min(8, tiles &- t0)
                 // dY of each tile into the block (pixel (r, s) at vector 4r + s), zero outside.
                 if lanes < 8 { block.update(repeating: 0, count: 16 &* 8) }
                 for l in 0 ..< lanes {
@@ -279,21 +279,21 @@ public enum Winograd4Kernels {
     }
 
     /// Overwrites dX for images n0..<n0+count with Σ over tiles of B dV Bᵀ placed on each tile's
-    /// 6×6 patch (parts outside the plane dropped). Patches are added into zeroed padded planes
-    /// in tile order, then the planes' interiors are copied out.
+    /// 6×6 patch (parts outside the plane dropped), dV having rows of length `ldv`. Patches are
+    /// added into zeroed padded planes in tile order, then the planes' interiors are copied out.
     public static func transformInputGradient(_ dv: UnsafePointer<Float>, channels: Int, ldv: Int, _ g: Winograd4Tiling,
                                               dx: UnsafeMutablePointer<Float>, chanStride: Int, n0: Int, count: Int,
                                               scratch: UnsafeMutablePointer<Float>) {
         let h = g.height, w = g.width, pw = g.paddedWidth, pp = g.paddedPlane
-        let xiStride = channels &* ldv
+        let xiStride = channels &* ldv, tiles = count &* g.tilesPerImage
         let padded = scratch, block = scratch + count &* pp
         for c in 0 ..< channels {
             padded.update(repeating: 0, count: count &* pp)
             let src = dv + c &* ldv
             var cursor = TileCursor()
             var t0 = 0
-            while t0 < ldv {
-                let lanes = min(8, ldv &- t0)
+            while t0 < tiles {
+                let lanes = min(8, tiles &- t0)
                 // B along each row k of dV, into the block; then B down each column, in place.
                 for k in 0 ..< 6 {
                     let p = src + (t0 &+ (6 &* k) &* xiStride)

@@ -15,7 +15,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Training batch size.") var batch = 128
     @Option(name: .long, help: "Evaluation batch size.") var evalBatch = 1000
     @Option(name: .long, help: "Timed repetitions per measurement (median reported).") var repetitions = 5
-    @Flag(name: .long, help: "Print one JSON object per measurement.") var json = false
+    @Flag(name: .long, help: "Print one JSON object per measurement (with the process CPU seconds per batch).") var json = false
     @Flag(name: .long, help: "Print a per-layer time profile of the training step.") var profile = false
     @Option(name: .long, help: "Convolution algorithm: \(ConvAlgorithm.choices).")
     var conv = "automatic"
@@ -52,7 +52,7 @@ struct Bench: ParsableCommand {
         for a in archs {
             for t in counts {
                 let results = Benchmark.run(architecture: a, threads: t, batch: batch, evalBatch: evalBatch,
-                                            repetitions: repetitions, convolution: algorithm, profile: profile) { json ? printErr($0) : print($0) }
+                                            repetitions: repetitions, convolution: algorithm, profile: profile, measureCPU: json) { json ? printErr($0) : print($0) }
                 for r in results {
                     if json { print(r.json.rendered) } else {
                         print(String(format: "%-10@ %-6@ %7d %5d %9.1f %9.1f", r.model as NSString, r.mode as NSString,
