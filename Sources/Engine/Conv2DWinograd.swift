@@ -44,7 +44,7 @@ enum WinogradPlan {
     /// Per-thread scratch floats of the transforms for chunks of up to `images` images.
     func scratchCount(images: Int) -> Int {
         switch self {
-        case .f2x2(let g): return WinogradKernels.rowScratchCount(g)
+        case .f2x2(let g): return WinogradKernels.scratchCount(g, images: images)
         case .f4x4(let g): return Winograd4Kernels.scratchCount(g, images: images)
         }
     }
@@ -69,7 +69,7 @@ enum WinogradPlan {
         switch self {
         case .f2x2(let g):
             WinogradKernels.transformInput(x.data, channels: x.channels, chanStride: x.perChannel, n0: n0, count: count, g,
-                                           v: v, ldv: ldv, rowScratch: scratch)
+                                           v: v, ldv: ldv, scratch: scratch)
         case .f4x4(let g):
             Winograd4Kernels.transformInput(x.data, channels: x.channels, chanStride: x.perChannel, n0: n0, count: count, g,
                                             v: v, ldv: ldv, scratch: scratch)
@@ -101,7 +101,7 @@ enum WinogradPlan {
         switch self {
         case .f2x2(let g):
             WinogradKernels.transformInputGradient(dv, channels: channels, ldv: ldv, g, dx: dx, chanStride: chanStride,
-                                                   n0: n0, count: count, rowScratch: scratch)
+                                                   n0: n0, count: count, scratch: scratch)
         case .f4x4(let g):
             Winograd4Kernels.transformInputGradient(dv, channels: channels, ldv: ldv, g, dx: dx, chanStride: chanStride,
                                                     n0: n0, count: count, scratch: scratch)

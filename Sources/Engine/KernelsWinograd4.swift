@@ -15,8 +15,10 @@
 // Points ½ and −2 in place of ±2 give about 1.4× less rounding error in float32 but
 // transforms without the ± symmetry the formulas below use (more operations per tile).
 //
-// Layouts as for F(2×2) with 36 points: U is [Cout][36][ldu]; V and dV [36][C][T], M and dM
-// [36][Cout][T], T = images · tilesPerImage, t = image·tilesPerImage + ty·tilesWide + tx.
+// Layouts as for F(2×2) with 36 points: U is [Cout][36][ldu]; V and dV are [36][C][ldv], M and
+// dM [36][Cout][ldm], with the chunk's tiles t = image·tilesPerImage + ty·tilesWide + tx in the
+// first images · tilesPerImage columns (a row is longer when the chunk's columns are part of
+// batch-wide matrices, Conv2DWinograd.swift).
 // The transforms work on blocks of 8 consecutive tiles t, one tile per SIMD lane, so every
 // load and store of V, M, dM and dV is a contiguous 8-float vector however small the plane
 // (a 4×4 plane is one tile): per channel, the input planes are copied into zero-bordered
@@ -41,6 +43,16 @@ public struct Winograd4Tiling: Sendable, Equatable {
     /// A zero-bordered plane: input row/column j − 1 at index j, down to the last tile's patch.
     @inline(__always) var paddedWidth: Int { 4 * tilesWide + 2 }
     @inline(__always) var paddedPlane: Int { (4 * tilesHigh + 2) * paddedWidth }
+
+    /// A tile's 6×6 patch in the padded planes (its top-left corner, input pixel (−1, −1)).
+    @inline(__always) func patchOffset(_ c: WinogradTileCursor) -> Int {
+        c.image &* paddedPlane &+ (4 &* c.ty) &* paddedWidth &+ 4 &* c.tx
+    }
+
+    /// A tile's first output pixel relative to the chunk's first image.
+    @inline(__always) func outputOffset(_ c: WinogradTileCursor) -> Int {
+        (c.image &* height &+ 4 &* c.ty) &* width &+ 4 &* c.tx
+    }
 }
 
 public enum Winograd4Kernels {
@@ -143,18 +155,18 @@ public enum Winograd4Kernels {
                 let plane = x + c &* chanStride + (n0 &+ nn) &* (h &* w), dst = padded + (nn &* pp &+ pw &+ 1)
                 for y in 0 ..< h { copy(plane + y &* w, dst + y &* pw, w) }
             }
-            var cursor = TileCursor()
+            var cursor = WinogradTileCursor()
             var t0 = 0
             while t0 < tiles {
                 let lanes = min(8, tiles &- t0)
                 if lanes < 8 { block.update(repeating: 0, count: blockFloats) }
                 for l in 0 ..< lanes {
-                    let src = padded + cursor.patchOffset(g)
+                    let src = padded + g.patchOffset(cursor)
                     for i in 0 ..< 6 {
                         let r = src + i &* pw, b = block + ((6 &* i) &* 8 &+ l)
                         b[0] = r[0]; b[8] = r[1]; b[16] = r[2]; b[24] = r[3]; b[32] = r[4]; b[40] = r[5]
                     }
-                    cursor.advance(g)
+                    cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide)
                 }
                 // Bᵀ down each column of the patches, in place; then along each row into V.
                 for j in 0 ..< 6 {
@@ -188,7 +200,7 @@ public enum Winograd4Kernels {
         for co in 0 ..< cout {
             let b = V8(repeating: bias?[co] ?? 0)
             let out = y + co &* ld + n0 &* (h &* w), mc = m + co &* ldm
-            var cursor = TileCursor()
+            var cursor = WinogradTileCursor()
             var t0 = 0
             while t0 < tiles {
                 let lanes = min(8, tiles &- t0)
@@ -211,7 +223,7 @@ public enum Winograd4Kernels {
                 column(2, transformAT((r0.2, r1.2, r2.2, r3.2, r4.2, r5.2)))
                 column(3, transformAT((r0.3, r1.3, r2.3, r3.3, r4.3, r5.3)))
                 for l in 0 ..< lanes {
-                    let o = out + cursor.outputOffset(g), rows = min(4, h &- 4 &* cursor.ty), cols = min(4, w &- 4 &* cursor.tx)
+                    let o = out + g.outputOffset(cursor), rows = min(4, h &- 4 &* cursor.ty), cols = min(4, w &- 4 &* cursor.tx)
                     let s = block + l
                     if rows == 4 && cols == 4 {
                         for r in 0 ..< 4 {
@@ -221,7 +233,7 @@ public enum Winograd4Kernels {
                     } else {
                         for r in 0 ..< rows { for c in 0 ..< cols { o[r &* w &+ c] = s[(4 &* r &+ c) &* 8] } }
                     }
-                    cursor.advance(g)
+                    cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide)
                 }
                 t0 &+= 8
             }
@@ -238,14 +250,14 @@ public enum Winograd4Kernels {
         let block = scratch
         for co in 0 ..< cout {
             let src = dy + co &* ld + n0 &* (h &* w)
-            var cursor = TileCursor()
+            var cursor = WinogradTileCursor()
             var t0 = 0
             while t0 < tiles {
                 let lanes = min(8, tiles &- t0)
                 // dY of each tile into the block (pixel (r, s) at vector 4r + s), zero outside.
                 if lanes < 8 { block.update(repeating: 0, count: 16 &* 8) }
                 for l in 0 ..< lanes {
-                    let p = src + cursor.outputOffset(g), rows = min(4, h &- 4 &* cursor.ty), cols = min(4, w &- 4 &* cursor.tx)
+                    let p = src + g.outputOffset(cursor), rows = min(4, h &- 4 &* cursor.ty), cols = min(4, w &- 4 &* cursor.tx)
                     let d = block + l
                     if rows == 4 && cols == 4 {
                         for r in 0 ..< 4 {
@@ -255,7 +267,7 @@ public enum Winograd4Kernels {
                     } else {
                         for r in 0 ..< 4 { for c in 0 ..< 4 { d[(4 &* r &+ c) &* 8] = r < rows && c < cols ? p[r &* w &+ c] : 0 } }
                     }
-                    cursor.advance(g)
+                    cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide)
                 }
                 // A along each row r of dY (4 → 6 columns), then down the columns into dM.
                 @inline(__always) func rowA(_ r: Int) -> (V8, V8, V8, V8, V8, V8) {
@@ -290,7 +302,7 @@ public enum Winograd4Kernels {
         for c in 0 ..< channels {
             padded.update(repeating: 0, count: count &* pp)
             let src = dv + c &* ldv
-            var cursor = TileCursor()
+            var cursor = WinogradTileCursor()
             var t0 = 0
             while t0 < tiles {
                 let lanes = min(8, tiles &- t0)
@@ -309,12 +321,12 @@ public enum Winograd4Kernels {
                     store8(e.0, at(0)); store8(e.1, at(1)); store8(e.2, at(2)); store8(e.3, at(3)); store8(e.4, at(4)); store8(e.5, at(5))
                 }
                 for l in 0 ..< lanes {
-                    let dst = padded + cursor.patchOffset(g)
+                    let dst = padded + g.patchOffset(cursor)
                     for i in 0 ..< 6 {
                         let r = dst + i &* pw, b = block + ((6 &* i) &* 8 &+ l)
                         r[0] += b[0]; r[1] += b[8]; r[2] += b[16]; r[3] += b[24]; r[4] += b[32]; r[5] += b[40]
                     }
-                    cursor.advance(g)
+                    cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide)
                 }
                 t0 &+= 8
             }
@@ -323,29 +335,6 @@ public enum Winograd4Kernels {
                 for y in 0 ..< h { copy(from + y &* pw, plane + y &* w, w) }
             }
         }
-    }
-}
-
-/// The image and tile position of consecutive tiles t = image·tilesPerImage + ty·tilesWide + tx.
-private struct TileCursor {
-    var image = 0, ty = 0, tx = 0
-
-    @inline(__always) mutating func advance(_ g: Winograd4Tiling) {
-        tx &+= 1
-        if tx == g.tilesWide {
-            tx = 0; ty &+= 1
-            if ty == g.tilesHigh { ty = 0; image &+= 1 }
-        }
-    }
-
-    /// The tile's 6×6 patch in the padded planes (its top-left corner, input pixel (−1, −1)).
-    @inline(__always) func patchOffset(_ g: Winograd4Tiling) -> Int {
-        image &* g.paddedPlane &+ (4 &* ty) &* g.paddedWidth &+ 4 &* tx
-    }
-
-    /// The tile's first output pixel relative to the chunk's first image.
-    @inline(__always) func outputOffset(_ g: Winograd4Tiling) -> Int {
-        (image &* g.height &+ 4 &* ty) &* g.width &+ 4 &* tx
     }
 }
 
@@ -401,31 +390,3 @@ private typealias V8 = SIMD8<Float>
     for j in 0 ..< n { dst[j] = src[j] }
 }
 
-@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> V8 {
-    UnsafeRawPointer(p).loadUnaligned(as: V8.self)
-}
-
-@inline(__always) private func store8(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
-}
-
-/// The first `n` (≤ 8) floats at p, the other lanes 0 (a partial block goes through memory:
-/// no lane is addressed by a variable index).
-@inline(__always) private func loadLanes(_ p: UnsafePointer<Float>, _ n: Int) -> V8 {
-    if n == 8 { return load8(p) }
-    var v = V8()
-    withUnsafeMutableBytes(of: &v) { raw in
-        let f = raw.bindMemory(to: Float.self)
-        for l in 0 ..< n { f[l] = p[l] }
-    }
-    return v
-}
-
-/// Stores the first `n` (≤ 8) lanes of v at p.
-@inline(__always) private func storeLanes(_ v: V8, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
-    if n == 8 { store8(v, p); return }
-    withUnsafeBytes(of: v) { raw in
-        let f = raw.bindMemory(to: Float.self)
-        for l in 0 ..< n { p[l] = f[l] }
-    }
-}
