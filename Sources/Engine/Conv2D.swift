@@ -8,8 +8,9 @@
 // Same-padded 3×3 convolutions (stride 1, padding 1) with at least `winogradMinimumChannels`
 // input channels use Winograd F(2×2, 3×3) instead (KernelsWinograd.swift): 16 GEMMs over
 // transformed tiles, 2.25× fewer multiplies, same partition and reduction rules. Winograd
-// F(4×4, 3×3) (KernelsWinograd4.swift: 36 GEMMs, 4× fewer multiplies) runs when chosen
-// (Conv2DWinograd.swift runs both).
+// F(4×4, 3×3) (KernelsWinograd4.swift: 36 GEMMs, 4× fewer multiplies, about 6× the rounding
+// error of F(2×2)) runs when chosen: `winograd4`, or `automatic4` on planes of 4×4 and more.
+// Conv2DWinograd.swift runs both.
 
 /// How a Conv2D computes: `automatic` picks Winograd F(2×2) where it applies and pays off.
 public enum ConvAlgorithm: String, Sendable, CaseIterable {
