@@ -35,8 +35,9 @@ public final class CompactConv2D {
         innerStore.finalise(seed: 0)
     }
 
-    /// Whether the compact convolution runs through Winograd (as its full convolution does).
-    var innerUsesWinograd: Bool { inner.usesWinograd }
+    /// The Winograd transform points the compact convolution uses on an H×W input (nil:
+    /// im2col); those of its full convolution.
+    func innerWinogradPoints(height: Int, width: Int) -> Int? { inner.winogradPlan(height: height, width: width)?.points }
 
     /// Whether anything is left to multiply (otherwise every output is its bias).
     private var hasProducts: Bool { !selection.outputs.isEmpty && !selection.inputs.isEmpty }
@@ -67,10 +68,9 @@ public final class CompactConv2D {
         let y = ctx.forwardOutput(conv.output, cout * m)
         if hasProducts {
             gatherWeights(ctx)
-            // The full convolution's choice, not one made again for the compact shape: with
-            // fewer than Conv2D.winogradMinimumChannels inputs left, `automatic` would switch a
-            // pruned 16-channel layer to im2col, which is slower than the dense layer it replaces.
-            inner.algorithm = conv.usesWinograd ? .winograd : .im2col
+            // The full convolution's choice, not one made again for the compact shape.
+            inner.algorithm = conv.algorithm
+            inner.algorithmChannels = conv.algorithmChannels
             inner.compute(gatheredInput(x, ctx), into: y, ctx)
         }
         let bias = conv.bias.map { store.value($0) }

@@ -7,14 +7,24 @@
 // so results are bit-identical for a given thread count.
 // Same-padded 3×3 convolutions (stride 1, padding 1) with at least `winogradMinimumChannels`
 // input channels use Winograd F(2×2, 3×3) instead (KernelsWinograd.swift): 16 GEMMs over
-// transformed tiles, 2.25× fewer multiplies, same partition and reduction rules.
+// transformed tiles, 2.25× fewer multiplies, same partition and reduction rules. Winograd
+// F(4×4, 3×3) (KernelsWinograd4.swift: 36 GEMMs, 4× fewer multiplies, about 6× the rounding
+// error of F(2×2)) runs when chosen: `winograd4`, or `automatic4` on planes of 4×4 and more.
+// Conv2DWinograd.swift runs both.
 // Memory: a recording forward keeps its input and Winograd's transformed weights (backward
 // reads both) and writes its own output buffer; an evaluation forward writes an arena slot and
 // transforms the weights into the context's scratch.
 
-/// How a Conv2D computes: `automatic` picks Winograd where it applies and pays off.
+/// How a Conv2D computes: `automatic` picks Winograd F(2×2) where it applies and pays off.
 public enum ConvAlgorithm: String, Sendable, CaseIterable {
-    case automatic, im2col, winograd
+    case automatic, im2col
+    /// Winograd F(2×2, 3×3) wherever it applies (3×3, stride 1, padding 1).
+    case winograd
+    /// Winograd F(4×4, 3×3) wherever it applies.
+    case winograd4
+    /// As `automatic`, with F(4×4) instead of F(2×2) on planes of at least
+    /// `winograd4MinimumSize` in both directions (a candidate for `automatic`).
+    case automatic4
 }
 
 public final class Conv2D: Layer {
@@ -27,24 +37,30 @@ public final class Conv2D: Layer {
     public let weight: TensorSlot
     public let bias: TensorSlot?
     public var computesInputGradient = true
-    /// The algorithm; `.winograd` on a shape it does not apply to falls back to im2col.
+    /// The algorithm; `.winograd` or `.winograd4` on a shape it does not apply to falls back
+    /// to im2col.
     public var algorithm: ConvAlgorithm = .automatic
     /// Columns per GEMM tile (images × output plane); tuned by the benchmark.
     public static let targetColumns = 1024
     /// Winograd tiles per GEMM chunk (images × tiles per image); tuned by the benchmark.
     public static let winogradTargetTiles = 512
+    /// The same for F(4×4) tiles (36 transformed values per tile and channel, not 16).
+    public static let winograd4TargetTiles = 256
     /// Below this many input channels the Winograd GEMMs are too thin to pay off.
     public static let winogradMinimumChannels = 16
+    /// `automatic4` runs F(4×4) on planes at least this high and wide: on smaller ones most of
+    /// a 6×6 tile is padding (a 2×2 plane costs 36 multiplies per 4 outputs, F(2×2) 16).
+    public static let winograd4MinimumSize = 4
     /// Set by pruning when channels leave this convolution's GEMMs (Compaction.swift); forward
     /// and backward then run over the selected channels only.
     public internal(set) var compact: CompactConv2D?
 
-    private unowned let store: ParameterStore
+    unowned let store: ParameterStore
     /// Output memory of recording forwards (CompactConv2D expands its inner convolution's
     /// results to full shape in place in it).
     let output = FloatBuffer(count: 0)
-    /// Winograd-transformed weights U [16][Cout][Cin] of the last recording forward.
-    private let transformedWeight = FloatBuffer(count: 0)
+    /// Winograd-transformed weights U [Cout][points][ldu] of the last recording forward.
+    let transformedWeight = FloatBuffer(count: 0)
     private var input: Activation?
 
     public init(_ name: String, store: ParameterStore, inChannels: Int, outChannels: Int, kernel: Int,
@@ -52,6 +68,7 @@ public final class Conv2D: Layer {
         self.name = name
         self.store = store
         self.inChannels = inChannels
+        algorithmChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
         self.stride = stride
@@ -70,13 +87,30 @@ public final class Conv2D: Layer {
 
     private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 
-    /// Whether forward/backward use Winograd F(2×2, 3×3).
+    /// The input channels `automatic` and `automatic4` decide by: the layer's own, or for a
+    /// compacted convolution's inner convolution its full convolution's, so that pruning
+    /// inputs never changes the algorithm (below Conv2D.winogradMinimumChannels inputs a
+    /// pruned 16-channel layer would switch to im2col, slower than the dense layer it replaces).
+    var algorithmChannels: Int
+
+    /// Whether forward/backward use Winograd (F(2×2, 3×3) or F(4×4, 3×3)).
     public var usesWinograd: Bool {
         let applies = kernel == 3 && stride == 1 && padding == 1
         switch algorithm {
         case .im2col: return false
-        case .winograd: return applies
-        case .automatic: return applies && inChannels >= Conv2D.winogradMinimumChannels
+        case .winograd, .winograd4: return applies
+        case .automatic, .automatic4: return applies && algorithmChannels >= Conv2D.winogradMinimumChannels
+        }
+    }
+
+    /// The Winograd variant for an H×W input, nil for im2col.
+    func winogradPlan(height: Int, width: Int) -> WinogradPlan? {
+        guard usesWinograd else { return nil }
+        let large = min(height, width) >= Conv2D.winograd4MinimumSize
+        switch algorithm {
+        case .winograd4: return .f4x4(Winograd4Tiling(height: height, width: width))
+        case .automatic4 where large: return .f4x4(Winograd4Tiling(height: height, width: width))
+        default: return .f2x2(WinogradTiling(height: height, width: width))
         }
     }
 
@@ -118,13 +152,21 @@ public final class Conv2D: Layer {
 
     /// y (outChannels · N · Ho · Wo floats) = the convolution of x; keeps nothing.
     func compute(_ x: Activation, into y: UnsafeMutablePointer<Float>, _ ctx: ExecutionContext) {
-        if usesWinograd { winogradForward(x, y, ctx) } else { im2colForward(x, y, ctx) }
+        if let plan = winogradPlan(height: x.height, width: x.width) {
+            winogradForward(x, plan, y, ctx)
+        } else {
+            im2colForward(x, y, ctx)
+        }
     }
 
     /// Accumulates the parameter gradients for output gradient dy at input x and, when `dx` is
     /// given, overwrites it with the input gradient.
     func computeGradients(_ dy: Activation, input x: Activation, dx: UnsafeMutablePointer<Float>?, _ ctx: ExecutionContext) {
-        if usesWinograd { winogradBackward(x, dy, dx, ctx) } else { im2colBackward(x, dy, dx, ctx) }
+        if let plan = winogradPlan(height: x.height, width: x.width) {
+            winogradBackward(x, dy, plan, dx, ctx)
+        } else {
+            im2colBackward(x, dy, dx, ctx)
+        }
     }
 }
 
@@ -211,127 +253,12 @@ extension Conv2D {
     }
 
     /// gb[co] += Σ dY[co, ·] (channel sums with a fixed association order).
-    private func accumulateBiasGradient(_ dy: Activation, _ ctx: ExecutionContext) {
+    func accumulateBiasGradient(_ dy: Activation, _ ctx: ExecutionContext) {
         guard let bias else { return }
         let gb = store.gradient(bias), m = dy.perChannel
         ctx.workers.forEachRange(outChannels) { r in
             for co in r { gb[co] += Float(channelSum(dy.data + co * m, m)) }
         }
-    }
-
-    /// One chunk of a worker's images, its input already transformed into `v`.
-    private struct WinogradChunk {
-        let thread: Int
-        let n0: Int
-        let count: Int
-        let tiles: Int
-        let v: UnsafeMutablePointer<Float>
-        let m: UnsafeMutablePointer<Float>
-        let rows: UnsafeMutablePointer<Float>
-    }
-
-    /// Runs `body` on every chunk of the batch: images split by `partition` among the workers,
-    /// then about `winogradTargetTiles` tiles per chunk, each chunk's input transformed into V
-    /// first. `start(t)` runs once on each active worker before its chunks. Returns the number
-    /// of active workers (n > 0).
-    private func forEachWinogradChunk(_ x: Activation, _ tiling: WinogradTiling, _ ctx: ExecutionContext,
-                                      start: (Int) -> Void = { _ in }, _ body: (WinogradChunk) -> Void) -> Int {
-        let n = x.batch, cin = inChannels, cout = outChannels, tpi = tiling.tilesPerImage
-        let threads = min(ctx.threads, n)
-        let perThread = (n + threads - 1) / threads
-        let tileImages = max(1, min(perThread, Conv2D.winogradTargetTiles / max(tpi, 1)))
-        ctx.workers.run { t in
-            guard t < threads else { return }
-            start(t)
-            let range = partition(n, parts: threads, index: t)
-            let v = ctx.scratch(t, .winogradV, 16 * cin * tileImages * tpi)
-            let m = ctx.scratch(t, .winogradM, 16 * cout * tileImages * tpi)
-            let rows = ctx.scratch(t, .winogradRows, WinogradKernels.rowScratchCount(tiling))
-            var n0 = range.lowerBound
-            while n0 < range.upperBound {
-                let nt = min(tileImages, range.upperBound - n0), tiles = nt * tpi
-                WinogradKernels.transformInput(x.data, channels: cin, chanStride: x.perChannel, n0: n0, count: nt, tiling,
-                                               v: v, ldv: tiles, rowScratch: rows)
-                body(WinogradChunk(thread: t, n0: n0, count: nt, tiles: tiles, v: v, m: m, rows: rows))
-                n0 += nt
-            }
-        }
-        return threads
-    }
-
-    /// U = the Winograd transform of the weights: kept in the layer for backward by a
-    /// recording forward, in the context's scratch otherwise.
-    private func transformedWeights(_ ctx: ExecutionContext) -> UnsafeMutablePointer<Float> {
-        let cin = inChannels, cout = outChannels, count = 16 * cout * cin
-        let u: UnsafeMutablePointer<Float>
-        if ctx.recordsForBackward {
-            transformedWeight.reserve(count)
-            u = transformedWeight.ptr
-        } else {
-            u = ctx.scratch(0, .transformedWeights, count)
-        }
-        let w = store.value(weight)
-        ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
-            WinogradKernels.transformWeights(w, cout: cout, cin: cin, range: r, u: u)
-        }
-        return u
-    }
-
-    private func winogradForward(_ x: Activation, _ y: UnsafeMutablePointer<Float>, _ ctx: ExecutionContext) {
-        let tiling = WinogradTiling(height: x.height, width: x.width)
-        let n = x.batch, cin = inChannels, cout = outChannels, ld = n * x.plane
-        guard n > 0 else { return }
-        let u = transformedWeights(ctx)
-        let bv = bias.map { UnsafePointer(store.value($0)) }
-        _ = forEachWinogradChunk(x, tiling, ctx) { c in
-            for xi in 0 ..< 16 {
-                gemm(m: cout, n: c.tiles, k: cin, a: u + xi * cout * cin, lda: cin, b: c.v + xi * cin * c.tiles, ldb: c.tiles,
-                     c: c.m + xi * cout * c.tiles, ldc: c.tiles)
-            }
-            WinogradKernels.transformOutput(c.m, cout: cout, ldm: c.tiles, tiling, bias: bv, y: y, ld: ld, n0: c.n0, count: c.count)
-        }
-    }
-
-    private func winogradBackward(_ x: Activation, _ dy: Activation, _ dx: UnsafeMutablePointer<Float>?, _ ctx: ExecutionContext) {
-        let tiling = WinogradTiling(height: x.height, width: x.width)
-        let n = x.batch, cin = inChannels, cout = outChannels
-        let ld = n * x.plane, chanStride = x.perChannel, uCount = 16 * cout * cin
-        let gw = store.gradient(weight)
-        guard n > 0 else { return }
-        let u = transformedWeight.ptr
-        let threads = forEachWinogradChunk(x, tiling, ctx, start: { t in
-            ctx.scratch(t, .weightGradient, uCount).update(repeating: 0, count: uCount)
-        }) { c in
-            let du = ctx.scratch(c.thread, .weightGradient, uCount), tiles = c.tiles
-            WinogradKernels.transformOutputGradient(dy.data, cout: cout, ld: ld, n0: c.n0, count: c.count, tiling,
-                                                    dm: c.m, ldm: tiles)
-            for xi in 0 ..< 16 {
-                let vx = c.v + xi * cin * tiles, mx = c.m + xi * cout * tiles
-                // dU[ξ] += dM[ξ] · V[ξ]ᵀ, then dV[ξ] = U[ξ]ᵀ · dM[ξ] over V[ξ] (no longer needed).
-                gemm(transB: true, m: cout, n: cin, k: tiles, a: mx, lda: tiles, b: vx, ldb: tiles,
-                     beta: 1, c: du + xi * cout * cin, ldc: cin)
-                if dx != nil {
-                    gemm(transA: true, m: cin, n: tiles, k: cout, a: u + xi * cout * cin, lda: cin, b: mx, ldb: tiles,
-                         c: vx, ldc: tiles)
-                }
-            }
-            if let dx {
-                WinogradKernels.transformInputGradient(c.v, channels: cin, ldv: tiles, tiling, dx: dx, chanStride: chanStride,
-                                                       n0: c.n0, count: c.count, rowScratch: c.rows)
-            }
-        }
-        // Partials are added in thread order for every element, then folded back to 3×3.
-        let total = ctx.scratch(0, .weightGradient, uCount)
-        if threads > 1 {
-            let partials = (1 ..< threads).map { ctx.scratch($0, .weightGradient, uCount) }
-            ctx.workers.forEachRange(uCount, minimumPerThread: 1 << 14) { r in
-                for p in partials { for i in r { total[i] += p[i] } }
-            }
-        }
-        ctx.workers.forEachRange(cout, minimumPerThread: 8) { r in
-            WinogradKernels.accumulateWeightGradient(total, cout: cout, cin: cin, range: r, gw: gw)
-        }
-        accumulateBiasGradient(dy, ctx)
     }
 }
 

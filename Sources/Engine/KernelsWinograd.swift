@@ -13,9 +13,15 @@
 //     dM = A dY Aᵀ,   dU[ξ] += dM[ξ] · V[ξ]ᵀ,   dg = Gᵀ dU G,
 //     dV[ξ] = U[ξ]ᵀ · dM[ξ],   dX += B dV Bᵀ (patches overlap: summed in tile order).
 //
-// Layouts: U is [16][Cout][Cin]; V and dV are [16][C][T] and M and dM are [16][Cout][T] with
+// Layouts: U is [Cout][16][ldu] (U[ξ] is the [Cout, Cin] matrix at ξ·ldu with leading
+// dimension 16·ldu, ldu = `winogradWeightStride(Cin)`, so one filter's transforms are close
+// together); V and dV are [16][C][T] and M and dM are [16][Cout][T] with
 // T = images · tilesPerImage and t = image·tilesPerImage + ty·tilesWide + tx. Every transform
-// works on whole rows of tiles so its loops over tx run over contiguous memory.
+// works on whole rows of tiles so its loops over tx run over contiguous memory. On planes
+// narrower than 8 tiles (where those loops have no full vector) the input, output and
+// output-gradient transforms work instead on blocks of 8 consecutive tiles, one per SIMD lane,
+// as KernelsWinograd4.swift does, computing every value with the same operations in the same
+// order: both ways give bit-identical results.
 
 /// The tile grid of a same-padded 3×3 convolution on an H×W plane.
 public struct WinogradTiling: Sendable, Equatable {
@@ -38,14 +44,22 @@ public struct WinogradTiling: Sendable, Equatable {
 }
 
 public enum WinogradKernels {
-    /// Floats of per-thread row scratch the transforms need (`rowScratch` arguments): 5 padded
-    /// rows for `transformInput`, 20 for `transformInputGradient`.
-    public static func rowScratchCount(_ g: WinogradTiling) -> Int { 20 * g.paddedWidth }
+    /// Floats of per-thread scratch the transforms need (`scratch` arguments) for chunks of up
+    /// to `images` images: 20 padded rows for `transformInputGradient`, 5 for `transformInput`
+    /// (on narrow planes, a zero-bordered plane per image and a block instead).
+    public static func scratchCount(_ g: WinogradTiling, images: Int) -> Int {
+        max(20 * g.paddedWidth, isNarrow(g) ? images * narrowPaddedPlane(g) + 16 * 8 : 0)
+    }
 
-    /// U[ξ][co][ci] = (G g Gᵀ)[ξ] for output channels `range` of weights [Cout, Cin, 3, 3].
+    /// Planes narrower than 8 tiles take the block path (see the file comment).
+    @inline(__always) static func isNarrow(_ g: WinogradTiling) -> Bool { g.tilesWide < 8 }
+    /// A zero-bordered plane of the block path: input row/column j − 1 at index j.
+    @inline(__always) static func narrowPaddedWidth(_ g: WinogradTiling) -> Int { 2 * g.tilesWide + 2 }
+    @inline(__always) static func narrowPaddedPlane(_ g: WinogradTiling) -> Int { (2 * g.tilesHigh + 2) * narrowPaddedWidth(g) }
+
+    /// U[co][ξ][ci] = (G g Gᵀ)[ξ] for output channels `range` of weights [Cout, Cin, 3, 3].
     public static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
-                                        u: UnsafeMutablePointer<Float>) {
-        let stride = cout &* cin
+                                        u: UnsafeMutablePointer<Float>, ldu: Int) {
         for co in range {
             for ci in 0 ..< cin {
                 let g = w + (co &* cin &+ ci) &* 9
@@ -55,13 +69,13 @@ public enum WinogradKernels {
                 let a1 = (0.5 * (g00 + g10 + g20), 0.5 * (g01 + g11 + g21), 0.5 * (g02 + g12 + g22))
                 let a2 = (0.5 * (g00 - g10 + g20), 0.5 * (g01 - g11 + g21), 0.5 * (g02 - g12 + g22))
                 let a3 = (g20, g21, g22)
-                let base = u + (co &* cin &+ ci)
+                let base = u + (co &* 16 &* ldu &+ ci)
                 @inline(__always) func row(_ i: Int, _ a: (Float, Float, Float)) {
-                    let p = base + (i &* 4) &* stride
+                    let p = base + (i &* 4) &* ldu
                     p[0] = a.0
-                    p[stride] = 0.5 * (a.0 + a.1 + a.2)
-                    p[2 &* stride] = 0.5 * (a.0 - a.1 + a.2)
-                    p[3 &* stride] = a.2
+                    p[ldu] = 0.5 * (a.0 + a.1 + a.2)
+                    p[2 &* ldu] = 0.5 * (a.0 - a.1 + a.2)
+                    p[3 &* ldu] = a.2
                 }
                 row(0, a0); row(1, a1); row(2, a2); row(3, a3)
             }
@@ -70,15 +84,14 @@ public enum WinogradKernels {
 
     /// gw[co][ci][3×3] += (Gᵀ dU G) for output channels `range`, dU laid out like U.
     public static func accumulateWeightGradient(_ du: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
-                                                gw: UnsafeMutablePointer<Float>) {
-        let stride = cout &* cin
+                                                gw: UnsafeMutablePointer<Float>, ldu: Int) {
         for co in range {
             for ci in 0 ..< cin {
-                let base = du + (co &* cin &+ ci)
+                let base = du + (co &* 16 &* ldu &+ ci)
                 // Gᵀ applied to the columns of each row i: (u0 + ½u1 + ½u2, ½u1 − ½u2, ½u1 + ½u2 + u3)
                 @inline(__always) func rowT(_ i: Int) -> (Float, Float, Float) {
-                    let p = base + (i &* 4) &* stride
-                    let u0 = p[0], u1 = p[stride], u2 = p[2 &* stride], u3 = p[3 &* stride]
+                    let p = base + (i &* 4) &* ldu
+                    let u0 = p[0], u1 = p[ldu], u2 = p[2 &* ldu], u3 = p[3 &* ldu]
                     return (u0 + 0.5 * u1 + 0.5 * u2, 0.5 * u1 - 0.5 * u2, 0.5 * u1 + 0.5 * u2 + u3)
                 }
                 let r0 = rowT(0), r1 = rowT(1), r2 = rowT(2), r3 = rowT(3)
@@ -100,7 +113,18 @@ public enum WinogradKernels {
     /// `ldv` is the tile count of the chunk (count · tilesPerImage).
     public static func transformInput(_ x: UnsafePointer<Float>, channels: Int, chanStride: Int, n0: Int, count: Int,
                                       _ g: WinogradTiling, v: UnsafeMutablePointer<Float>, ldv: Int,
-                                      rowScratch: UnsafeMutablePointer<Float>) {
+                                      scratch: UnsafeMutablePointer<Float>) {
+        if isNarrow(g) {
+            transformInputBlocks(x, channels: channels, chanStride: chanStride, n0: n0, count: count, g, v: v, ldv: ldv, scratch: scratch)
+        } else {
+            transformInputRows(x, channels: channels, chanStride: chanStride, n0: n0, count: count, g, v: v, ldv: ldv, rowScratch: scratch)
+        }
+    }
+
+    /// `transformInput` by rows of tiles.
+    static func transformInputRows(_ x: UnsafePointer<Float>, channels: Int, chanStride: Int, n0: Int, count: Int,
+                                   _ g: WinogradTiling, v: UnsafeMutablePointer<Float>, ldv: Int,
+                                   rowScratch: UnsafeMutablePointer<Float>) {
         let h = g.height, w = g.width, tw = g.tilesWide, pw = g.paddedWidth, tpi = g.tilesPerImage
         let xiStride = channels &* ldv
         // Four padded rows (index j ↔ input column j − 1) and a row of zeros standing in for
@@ -164,6 +188,16 @@ public enum WinogradKernels {
     public static func transformOutput(_ m: UnsafePointer<Float>, cout: Int, ldm: Int, _ g: WinogradTiling,
                                        bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ld: Int,
                                        n0: Int, count: Int) {
+        if isNarrow(g) {
+            transformOutputBlocks(m, cout: cout, ldm: ldm, g, bias: bias, y: y, ld: ld, n0: n0, count: count)
+        } else {
+            transformOutputRows(m, cout: cout, ldm: ldm, g, bias: bias, y: y, ld: ld, n0: n0, count: count)
+        }
+    }
+
+    /// `transformOutput` by rows of tiles.
+    static func transformOutputRows(_ m: UnsafePointer<Float>, cout: Int, ldm: Int, _ g: WinogradTiling,
+                                    bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ld: Int, n0: Int, count: Int) {
         let h = g.height, w = g.width, tw = g.tilesWide, tpi = g.tilesPerImage
         let xiStride = cout &* ldm
         for co in 0 ..< cout {
@@ -221,6 +255,16 @@ public enum WinogradKernels {
     /// entries of dY outside the plane being 0.
     public static func transformOutputGradient(_ dy: UnsafePointer<Float>, cout: Int, ld: Int, n0: Int, count: Int,
                                                _ g: WinogradTiling, dm: UnsafeMutablePointer<Float>, ldm: Int) {
+        if isNarrow(g) {
+            transformOutputGradientBlocks(dy, cout: cout, ld: ld, n0: n0, count: count, g, dm: dm, ldm: ldm)
+        } else {
+            transformOutputGradientRows(dy, cout: cout, ld: ld, n0: n0, count: count, g, dm: dm, ldm: ldm)
+        }
+    }
+
+    /// `transformOutputGradient` by rows of tiles.
+    static func transformOutputGradientRows(_ dy: UnsafePointer<Float>, cout: Int, ld: Int, n0: Int, count: Int,
+                                            _ g: WinogradTiling, dm: UnsafeMutablePointer<Float>, ldm: Int) {
         let h = g.height, w = g.width, tw = g.tilesWide, tpi = g.tilesPerImage
         let xiStride = cout &* ldm
         for co in 0 ..< cout {
@@ -272,7 +316,7 @@ public enum WinogradKernels {
     /// 4×4 patch (parts outside the plane dropped).
     public static func transformInputGradient(_ dv: UnsafePointer<Float>, channels: Int, ldv: Int, _ g: WinogradTiling,
                                               dx: UnsafeMutablePointer<Float>, chanStride: Int, n0: Int, count: Int,
-                                              rowScratch: UnsafeMutablePointer<Float>) {
+                                              scratch rowScratch: UnsafeMutablePointer<Float>) {
         let h = g.height, w = g.width, tw = g.tilesWide, pw = g.paddedWidth, tpi = g.tilesPerImage
         let xiStride = channels &* ldv
         // Scratch: a ring of 4 padded rows (index j ↔ input column j − 1) accumulating the patch
@@ -368,18 +412,190 @@ public enum WinogradKernels {
     }
 }
 
-@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+// The block path of narrow planes: 8 consecutive tiles per block, one per lane; each value is
+// computed by the same expression, in the same order, as in the functions above.
+extension WinogradKernels {
+    /// `transformInput` on a narrow plane: each tile's 4×4 patch gathered from zero-bordered
+    /// copies of the planes into a block (vector 4i + j = patch row i, column j), then the
+    /// vertical and the horizontal pass.
+    static func transformInputBlocks(_ x: UnsafePointer<Float>, channels: Int, chanStride: Int, n0: Int, count: Int,
+                                     _ g: WinogradTiling, v: UnsafeMutablePointer<Float>, ldv: Int,
+                                     scratch: UnsafeMutablePointer<Float>) {
+        let h = g.height, w = g.width, pw = narrowPaddedWidth(g), pp = narrowPaddedPlane(g)
+        let xiStride = channels &* ldv, tiles = count &* g.tilesPerImage
+        let padded = scratch, block = scratch + count &* pp
+        // Only the planes' interiors are rewritten per channel: the borders stay zero.
+        padded.update(repeating: 0, count: count &* pp)
+        for c in 0 ..< channels {
+            for nn in 0 ..< count {
+                let plane = x + c &* chanStride + (n0 &+ nn) &* (h &* w), dst = padded + (nn &* pp &+ pw &+ 1)
+                for y in 0 ..< h { for j in 0 ..< w { dst[y &* pw &+ j] = plane[y &* w &+ j] } }
+            }
+            var cursor = WinogradTileCursor()
+            var t0 = 0
+            while t0 < tiles {
+                let lanes = min(8, tiles &- t0)
+                if lanes < 8 { block.update(repeating: 0, count: 16 &* 8) }
+                for l in 0 ..< lanes {
+                    let src = padded + (cursor.image &* pp &+ (2 &* cursor.ty) &* pw &+ 2 &* cursor.tx)
+                    for i in 0 ..< 4 {
+                        let r = src + i &* pw, b = block + ((4 &* i) &* 8 &+ l)
+                        b[0] = r[0]; b[8] = r[1]; b[16] = r[2]; b[24] = r[3]
+                    }
+                    cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide)
+                }
+                // Vertical: e0 = d0 − d2, e1 = d1 + d2, e2 = d2 − d1, e3 = d1 − d3 down each column.
+                for j in 0 ..< 4 {
+                    let p0 = block + j &* 8, p1 = p0 + 32, p2 = p0 + 64, p3 = p0 + 96
+                    let a = load8(p0), b = load8(p1), cc = load8(p2), d = load8(p3)
+                    store8(a - cc, p0); store8(b + cc, p1); store8(cc - b, p2); store8(b - d, p3)
+                }
+                // Horizontal along each row r: (p0 − p2, p1 + p2, p2 − p1, p1 − p3) at ξ = 4r + 0…3.
+                let out = v + (c &* ldv &+ t0)
+                for r in 0 ..< 4 {
+                    let e = block + (4 &* r) &* 8
+                    let p0 = load8(e), p1 = load8(e + 8), p2 = load8(e + 16), p3 = load8(e + 24)
+                    let q = out + (4 &* r) &* xiStride
+                    storeLanes(p0 - p2, q, lanes); storeLanes(p1 + p2, q + xiStride, lanes)
+                    storeLanes(p2 - p1, q + 2 &* xiStride, lanes); storeLanes(p1 - p3, q + 3 &* xiStride, lanes)
+                }
+                t0 &+= 8
+            }
+        }
+    }
+
+    /// `transformOutput` on a narrow plane.
+    static func transformOutputBlocks(_ m: UnsafePointer<Float>, cout: Int, ldm: Int, _ g: WinogradTiling,
+                                      bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ld: Int, n0: Int, count: Int) {
+        let h = g.height, w = g.width
+        let xiStride = cout &* ldm, tiles = count &* g.tilesPerImage
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * 8) { buffer in
+            guard let block = buffer.baseAddress else { return }
+            for co in 0 ..< cout {
+                let b = bias?[co] ?? 0
+                let out = y + co &* ld + n0 &* (h &* w), mc = m + co &* ldm
+                var cursor = WinogradTileCursor()
+                var t0 = 0
+                while t0 < tiles {
+                    let lanes = min(8, tiles &- t0)
+                    @inline(__always) func at(_ xi: Int) -> SIMD8<Float> { loadLanes(mc + (xi &* xiStride &+ t0), lanes) }
+                    let a0 = at(0) + at(4) + at(8), a1 = at(1) + at(5) + at(9)
+                    let a2 = at(2) + at(6) + at(10), a3 = at(3) + at(7) + at(11)
+                    let c0 = at(4) - at(8) - at(12), c1 = at(5) - at(9) - at(13)
+                    let c2 = at(6) - at(10) - at(14), c3 = at(7) - at(11) - at(15)
+                    // Output pixel (r, s) of each tile at vector 2r + s.
+                    store8(a0 + a1 + a2 + b, block); store8(a1 - a2 - a3 + b, block + 8)
+                    store8(c0 + c1 + c2 + b, block + 16); store8(c1 - c2 - c3 + b, block + 24)
+                    for l in 0 ..< lanes {
+                        let oy = 2 &* cursor.ty, ox = 2 &* cursor.tx
+                        let o = out + ((cursor.image &* h &+ oy) &* w &+ ox)
+                        let hasRow1 = oy &+ 1 < h, hasCol1 = ox &+ 1 < w
+                        o[0] = block[l]
+                        if hasCol1 { o[1] = block[8 &+ l] }
+                        if hasRow1 {
+                            o[w] = block[16 &+ l]
+                            if hasCol1 { o[w &+ 1] = block[24 &+ l] }
+                        }
+                        cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide)
+                    }
+                    t0 &+= 8
+                }
+            }
+        }
+    }
+
+    /// `transformOutputGradient` on a narrow plane.
+    static func transformOutputGradientBlocks(_ dy: UnsafePointer<Float>, cout: Int, ld: Int, n0: Int, count: Int,
+                                              _ g: WinogradTiling, dm: UnsafeMutablePointer<Float>, ldm: Int) {
+        let h = g.height, w = g.width
+        let xiStride = cout &* ldm, tiles = count &* g.tilesPerImage
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * 8) { buffer in
+            guard let block = buffer.baseAddress else { return }
+            for co in 0 ..< cout {
+                let src = dy + co &* ld + n0 &* (h &* w)
+                var cursor = WinogradTileCursor()
+                var t0 = 0
+                while t0 < tiles {
+                    let lanes = min(8, tiles &- t0)
+                    // dY of each tile (pixel (r, s) at vector 2r + s), 0 outside the plane.
+                    if lanes < 8 { block.update(repeating: 0, count: 4 &* 8) }
+                    for l in 0 ..< lanes {
+                        let oy = 2 &* cursor.ty, ox = 2 &* cursor.tx
+                        let p = src + ((cursor.image &* h &+ oy) &* w &+ ox)
+                        let hasRow1 = oy &+ 1 < h, hasCol1 = ox &+ 1 < w
+                        block[l] = p[0]
+                        block[8 &+ l] = hasCol1 ? p[1] : 0
+                        block[16 &+ l] = hasRow1 ? p[w] : 0
+                        block[24 &+ l] = hasRow1 && hasCol1 ? p[w &+ 1] : 0
+                        cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide)
+                    }
+                    let y00 = load8(block), y01 = load8(block + 8), y10 = load8(block + 16), y11 = load8(block + 24)
+                    // Negation as −1 · v: SIMD's prefix minus is 0 − v, which turns −0 into +0 where
+                    // the scalar minus of the row path gives −0.
+                    let h0 = (y00, y00 + y01, y00 - y01, -1 * y01)
+                    let h1 = (y10, y10 + y11, y10 - y11, -1 * y11)
+                    let out = dm + (co &* ldm &+ t0)
+                    @inline(__always) func put(_ xi: Int, _ v: SIMD8<Float>) { storeLanes(v, out + xi &* xiStride, lanes) }
+                    put(0, h0.0); put(1, h0.1); put(2, h0.2); put(3, h0.3)
+                    put(4, h0.0 + h1.0); put(5, h0.1 + h1.1); put(6, h0.2 + h1.2); put(7, h0.3 + h1.3)
+                    put(8, h0.0 - h1.0); put(9, h0.1 - h1.1); put(10, h0.2 - h1.2); put(11, h0.3 - h1.3)
+                    put(12, -1 * h1.0); put(13, -1 * h1.1); put(14, -1 * h1.2); put(15, -1 * h1.3)
+                    t0 &+= 8
+                }
+            }
+        }
+    }
+}
+
+/// The image and tile position of consecutive tiles t = image·tilesPerImage + ty·tilesWide + tx
+/// (the block paths of both Winograd variants).
+struct WinogradTileCursor {
+    var image = 0, ty = 0, tx = 0
+
+    @inline(__always) mutating func advance(tilesHigh: Int, tilesWide: Int) {
+        tx &+= 1
+        if tx == tilesWide {
+            tx = 0; ty &+= 1
+            if ty == tilesHigh { ty = 0; image &+= 1 }
+        }
+    }
+}
+
+// Unaligned vector loads and stores shared by the Winograd kernels.
+
+@inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
 }
 
-@inline(__always) private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+@inline(__always) func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
 }
 
-@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+@inline(__always) func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
-@inline(__always) private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+@inline(__always) func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+}
+
+/// The first `n` (≤ 8) floats at p, the other lanes 0 (a partial block goes through memory:
+/// no lane is addressed by a variable index).
+@inline(__always) func loadLanes(_ p: UnsafePointer<Float>, _ n: Int) -> SIMD8<Float> {
+    if n == 8 { return load8(p) }
+    var v = SIMD8<Float>()
+    withUnsafeMutableBytes(of: &v) { raw in
+        let f = raw.bindMemory(to: Float.self)
+        for l in 0 ..< n { f[l] = p[l] }
+    }
+    return v
+}
+
+/// Stores the first `n` (≤ 8) lanes of v at p.
+@inline(__always) func storeLanes(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
+    if n == 8 { store8(v, p); return }
+    withUnsafeBytes(of: v) { raw in
+        let f = raw.bindMemory(to: Float.self)
+        for l in 0 ..< n { p[l] = f[l] }
+    }
 }

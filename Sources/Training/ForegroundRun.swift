@@ -69,6 +69,7 @@ private final class RunExecution {
             data = try PreparedData.load(spec.data)
         }
         trainer = try Trainer(spec: spec, data: data, threads: threads)
+        for c in trainer.network.convolutions { c.algorithm = options.convolution }
         if resuming { try resume() }
         // The spec and the metrics on disk always match the checkpoint the run continues from.
         try DurableFile.write(spec.json.pretty + "\n", to: files.spec)
@@ -128,7 +129,8 @@ private final class RunExecution {
     func announce(_ data: PreparedData) {
         log("\(spec.architecture.rawValue) (width \(JSON.format(spec.width)), \(trainer.network.parameterCount) parameters), "
             + "\(data.train.count) train / \(data.test.count) test images, \(spec.epochs) epochs, batch \(spec.batchSize), "
-            + "seed \(spec.seed), \(threads) thread\(threads == 1 ? "" : "s")")
+            + "seed \(spec.seed), \(threads) thread\(threads == 1 ? "" : "s")"
+            + (options.convolution == .automatic ? "" : ", convolutions by \(options.convolution.rawValue)"))
         if let sc = spec.scaling {
             log("schedule scaled from \(sc.fromEpochs) to \(spec.epochs) epochs"
                 + (sc.notes.isEmpty ? ", shape kept" : "; note: " + sc.notes.joined(separator: "; ")))

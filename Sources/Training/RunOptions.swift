@@ -1,5 +1,6 @@
-// The options of a foreground run: forking, stop and checkpoint requests, and the hooks the
-// daemon, ProgressFile and tests attach to it.
+// The options of a foreground run: forking, stop and checkpoint requests, the convolution
+// algorithm, and the hooks the daemon, ProgressFile and tests attach to it.
+import Engine
 import Foundation
 
 /// How a foreground run treats an existing run directory and stop requests.
@@ -24,6 +25,10 @@ public struct RunOptions {
     public var stopHint = ", resume with the same command"
     /// Data already in memory (tests); nil loads the spec's dataset.
     public var data: PreparedData?
+    /// The algorithm of every convolution (`pruned run --conv`). Not part of the spec: other
+    /// algorithms than `automatic` change the results in rounding, so a run resumed without
+    /// the same setting is no longer the same computation.
+    public var convolution: ConvAlgorithm = .automatic
     /// Pauses in seconds before each retry of the checkpoint that ends the last epoch, which
     /// must be written before summary.json (one attempt, then one retry per delay).
     public var finalCheckpointRetryDelays: [Double] = [0.5, 1, 2]

@@ -15,9 +15,9 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Training batch size.") var batch = 128
     @Option(name: .long, help: "Evaluation batch size.") var evalBatch = 1000
     @Option(name: .long, help: "Timed repetitions per measurement (median reported).") var repetitions = 5
-    @Flag(name: .long, help: "Print one JSON object per measurement.") var json = false
+    @Flag(name: .long, help: "Print one JSON object per measurement (with the process CPU seconds per batch).") var json = false
     @Flag(name: .long, help: "Print a per-layer time profile of the training step.") var profile = false
-    @Option(name: .long, help: "Convolution algorithm: automatic (Winograd for 3×3 stride-1 convolutions with ≥ 16 input channels), im2col or winograd.")
+    @Option(name: .long, help: "Convolution algorithm: \(ConvAlgorithm.choices).")
     var conv = "automatic"
     @Option(name: .long, help: "Comma-separated presets: measure each preset's model dense and in its final pruned state (rows with state and mac_fraction); replaces --models.")
     var preset: String?
@@ -28,7 +28,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         guard let algorithm = ConvAlgorithm(rawValue: conv) else {
-            throw ValidationError("unknown convolution algorithm \(conv); allowed: \(ConvAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError("unknown convolution algorithm \(conv); allowed: \(ConvAlgorithm.choices)")
         }
         let archs = try models.split(separator: ",").map { name -> Architecture in
             let n = name == "vgg11" ? "vgg11_bn" : String(name)
@@ -61,7 +61,7 @@ struct Bench: ParsableCommand {
         for a in archs {
             for t in counts {
                 let results = Benchmark.run(architecture: a, threads: t, batch: batch, evalBatch: evalBatch,
-                                            repetitions: repetitions, convolution: algorithm, profile: profile,
+                                            repetitions: repetitions, convolution: algorithm, profile: profile, measureCPU: json,
                                             modes: measured) { json ? printErr($0) : print($0) }
                 for r in results {
                     if json { print(r.json.rendered) } else {
@@ -133,5 +133,15 @@ struct DaemonBench: ParsableCommand {
         for line in DaemonBenchmark.report(r, clients: clients, pollInterval: pollInterval) {
             print(json ? line.rendered : line.pretty)
         }
+    }
+}
+
+extension ConvAlgorithm {
+    /// The --conv values of `pruned bench` and `pruned run`, explained (in ASCII: the manual
+    /// page generator drops other characters).
+    static var choices: String {
+        "automatic (Winograd F(2x2) for 3x3 stride-1 convolutions with at least 16 input channels, im2col otherwise), "
+            + "im2col, winograd (F(2x2) wherever it applies), winograd4 (F(4x4) wherever it applies), "
+            + "automatic4 (automatic with F(4x4) on planes of at least \(Conv2D.winograd4MinimumSize)x\(Conv2D.winograd4MinimumSize))"
     }
 }

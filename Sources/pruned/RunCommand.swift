@@ -23,11 +23,14 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Use only the first N training images.") var trainLimit: Int?
     @Option(name: .long, help: "Use only the first N test images.") var testLimit: Int?
     @Flag(name: .long, help: "Resume from the directory's checkpoint even though the spec differs from the recorded one.") var fork = false
+    @Option(name: .long, help: "Convolution algorithm (research; not recorded in the spec, resume with the same): \(ConvAlgorithm.choices).")
+    var conv = ConvAlgorithm.automatic.rawValue
 
     func validate() throws {
         guard (1 ... 256).contains(threads) else { throw ValidationError("--threads must be in 1…256") }
         if let seed, seed < 0 { throw ValidationError("--seed must be non-negative") }
         if let epochs, !(1 ... 100_000).contains(epochs) { throw ValidationError("--epochs must be in 1…100000") }
+        if ConvAlgorithm(rawValue: conv) == nil { throw ValidationError("unknown convolution algorithm \(conv); allowed: \(ConvAlgorithm.choices)") }
     }
 
     func run() throws {
@@ -60,6 +63,7 @@ struct Run: ParsableCommand {
             Provenance.buildName = "pruned-" + (Pruned.configuration.version.isEmpty ? "dev" : Pruned.configuration.version)
             StopSignal.install()
             var options = RunOptions(fork: fork, stopRequested: { StopSignal.requested })
+            options.convolution = ConvAlgorithm(rawValue: conv) ?? .automatic
             options.checkpointRequested = { StopSignal.takeCheckpointRequest() }
             // Test hook: the process sends itself SIGTERM after its N-th optimizer step.
             if let n = ProcessInfo.processInfo.environment["PRUNED_TEST_SIGTERM_AT_STEP"].flatMap({ Int($0) }) {

@@ -26,6 +26,8 @@ private func relativeError(_ a: [Float], _ b: [Float], where include: (Int) -> B
         (24, 20, 3, 1, 1, true, 8, ConvAlgorithm.winograd, 2),
         (24, 20, 3, 1, 1, false, 5, ConvAlgorithm.winograd, 1),
         (24, 20, 3, 1, 1, true, 8, ConvAlgorithm.im2col, 2),
+        (24, 20, 3, 1, 1, true, 9, ConvAlgorithm.winograd4, 2),
+        (24, 20, 3, 1, 1, false, 4, ConvAlgorithm.winograd4, 3),
         (12, 10, 3, 2, 1, false, 7, ConvAlgorithm.automatic, 2),
         (12, 10, 1, 1, 0, false, 4, ConvAlgorithm.automatic, 2),
         (12, 10, 1, 2, 0, true, 6, ConvAlgorithm.automatic, 1),
@@ -103,22 +105,26 @@ private func relativeError(_ a: [Float], _ b: [Float], where include: (Int) -> B
     }
 
     /// The compact convolution keeps its full convolution's algorithm: a 16-channel layer
-    /// (Winograd under `automatic`) that loses inputs stays on Winograd, and an im2col layer
-    /// stays on im2col.
-    @Test(arguments: [(16, 3, 1, true), (12, 3, 1, false), (32, 3, 2, false), (32, 1, 1, false)])
-    func compactConvolutionKeepsTheFullAlgorithm(_ p: (Int, Int, Int, Bool)) {
-        let (cin, k, stride, winograd) = p
+    /// (Winograd under `automatic`) that loses inputs stays on Winograd of the same variant,
+    /// and an im2col layer stays on im2col.
+    @Test(arguments: [(16, 3, 1, 16), (12, 3, 1, nil), (32, 3, 2, nil), (32, 1, 1, nil)] as [(Int, Int, Int, Int?)],
+          [ConvAlgorithm.automatic, .automatic4])
+    func compactConvolutionKeepsTheFullAlgorithm(_ p: (Int, Int, Int, Int?), _ algorithm: ConvAlgorithm) {
+        let (cin, k, stride, f2Points) = p
         let store = ParameterStore()
         let conv = Conv2D("c", store: store, inChannels: cin, outChannels: 8, kernel: k, stride: stride, padding: k / 2, bias: false,
                           weightInit: .normal(std: 0.3))
+        conv.algorithm = algorithm
         store.finalise(seed: 1)
-        #expect(conv.usesWinograd == winograd)
+        // F(4×4) on the 6×6 plane under automatic4 wherever automatic takes F(2×2).
+        let expected = f2Points.map { algorithm == .automatic4 ? 36 : $0 }
+        #expect(conv.winogradPlan(height: 6, width: 6)?.points == expected)
         let compact = CompactConv2D(conv, store: store, selection: ChannelSelection(outputs: [0, 1, 2, 3, 4, 5, 6], inputs: Array(2 ..< cin),
                                                                                      outputCount: 8, inputCount: cin))
         conv.compact = compact
         let x = Owned(randomFloats(cin * 2 * 36, seed: 2), channels: cin, batch: 2, height: 6, width: 6)
         _ = withExtendedLifetime(x) { conv.forward(x.act, ExecutionContext(threads: 1)) }
-        #expect(compact.innerUsesWinograd == winograd)
+        #expect(compact.innerWinogradPoints(height: 6, width: 6) == expected)
     }
 
     @Test func indexRunsCopyWholeRuns() {
@@ -177,7 +183,7 @@ private func relativeError(_ a: [Float], _ b: [Float], where include: (Int) -> B
     /// A pruned convolution followed by its masked BatchNorm: BN sees the same constant in the
     /// pruned channels, so outputs, running statistics and γ/β gradients agree — the pruned
     /// channels' running statistics bit for bit.
-    @Test(arguments: [ConvAlgorithm.winograd, .im2col])
+    @Test(arguments: [ConvAlgorithm.winograd, .winograd4, .im2col])
     func convolutionThenMaskedBatchNorm(_ algorithm: ConvAlgorithm) {
         let cin = 16, cout = 20, n = 4, h = 6
         let pruned = Set([2, 3, 9, 19])

@@ -92,6 +92,24 @@ func spec(_ arch: Architecture, width: Double = 1, epochs: Int, seed: UInt64 = 1
         #expect(try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").count == 2)
     }
 
+    /// `RunOptions.convolution` (pruned run --conv) reaches every convolution and the log.
+    @Test func runOptionsChooseTheConvolutionAlgorithm() throws {
+        guard case .success = fashionData else { Issue.record("Fashion-MNIST missing"); return }
+        let dir = temporaryPath("conv")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var s = spec(.conv4, width: 0.25, epochs: 1)
+        s.data.trainLimit = 200
+        s.data.testLimit = 100
+        var options = RunOptions()
+        options.convolution = .winograd4
+        var algorithms: [ConvAlgorithm] = []
+        options.onStart = { trainer, _ in algorithms = trainer.network.convolutions.map(\.algorithm) }
+        var lines: [String] = []
+        _ = try ForegroundRun.execute(spec: s, outDir: dir, threads: 1, options: options) { lines.append($0) }
+        #expect(algorithms == [ConvAlgorithm](repeating: .winograd4, count: 4))
+        #expect(lines.contains { $0.hasSuffix("convolutions by winograd4") }, "\(lines)")
+    }
+
     /// A scaled preset on real data through the foreground runner; every metrics invariant of
     /// the experiments issue is checked on the files it wrote.
     @Test(arguments: ["F2_VGG_4", "F2_VGG_2"])
