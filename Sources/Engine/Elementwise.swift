@@ -2,12 +2,18 @@
 // Backward reads only the output, so ReLU can overwrite its input: in training when `inPlace`
 // (the network sets it where the layer before keeps nothing that backward reads in its output),
 // in evaluation whenever it holds its input alone; backward overwrites dy when it holds it alone.
+// A ReLU right after a BatchNorm2D is `fused`: the BatchNorm applies it, and both passes here
+// return their argument.
 
 public final class ReLU: Layer {
     public let name: String
     public var computesInputGradient = true
     /// Training forwards overwrite their input (which backward then reads as the output).
     public internal(set) var inPlace = false
+    /// The BatchNorm2D before it applies it (BatchNorm2D.fusedReLU).
+    public internal(set) var fused = false
+    /// Whether training keeps no output of its own (in place or fused).
+    public var keepsNoOutput: Bool { inPlace || fused }
     /// Output memory of recording forwards that are not in place.
     private let output = FloatBuffer(count: 0)
     private var out: Activation?
@@ -16,6 +22,7 @@ public final class ReLU: Layer {
     public func outputShape(_ s: FeatureShape) -> FeatureShape { s }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
+        if fused { return x }
         let recording = ctx.recordsForBackward
         let y: UnsafeMutablePointer<Float>
         if recording {
@@ -39,7 +46,7 @@ public final class ReLU: Layer {
     }
 
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
-        guard let y = out else { return dy }
+        guard !fused, let y = out else { return dy }
         let dx = ctx.arena.isExclusive(dy.data) ? dy.data : ctx.arena.acquire(y.count)
         let yp = y.data, g = dy.data
         ctx.workers.forEachRange(y.count, minimumPerThread: 1 << 14) { r in

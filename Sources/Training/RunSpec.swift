@@ -259,7 +259,7 @@ public struct RunSpec: Sendable, Equatable {
     /// widths: activations grow linearly with the width, parameters with its square.
     static func memoryEstimate(narrow: Network, scale: Double, batchSize: Int, testBatchSize: Int)
         -> (train: Double, test: Double, parameters: Double) {
-        // Training keeps a map per layer (none for a ReLU working in place, four of its output
+        // Training keeps a map per layer (none for a ReLU in place or fused, four of its output
         // size for a residual block: two convolution outputs, BN1's output, the sum); gradients,
         // and an evaluation's activations, take up to three maps of the largest size (the
         // context's arena, Engine/ActivationArena.swift).
@@ -267,7 +267,7 @@ public struct RunSpec: Sendable, Equatable {
         for (layer, (_, shape)) in zip(narrow.layers, narrow.shapes()) {
             let n = Double(shape.channels * shape.height * shape.width)
             largest = max(largest, n)
-            if let relu = layer as? ReLU, relu.inPlace { continue }
+            if let relu = layer as? ReLU, relu.keepsNoOutput { continue }
             kept += layer is BasicBlock ? 4 * n : n
         }
         let bytes = 4.0
