@@ -8,7 +8,7 @@ per-seed difference to the first algorithm, and the mean stability. Winograd var
 differently, so runs diverge from the first step on: the question is whether the final
 accuracies differ by more than seed noise.
 
-    scripts/conv_accuracy.py --pruned .build/release/pruned --algorithms automatic,automatic4,im2col \
+    scripts/conv_accuracy.py --pruned .build/release/pruned --algorithms automatic2,automatic,im2col \
         --seeds 1,2,3 --out /tmp/conv-accuracy
 """
 import argparse
@@ -35,7 +35,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pruned", default=".build/release/pruned")
     ap.add_argument("--preset", default="F2_VGG_4")
-    ap.add_argument("--algorithms", default="automatic,automatic4,im2col")
+    ap.add_argument("--algorithms", default="automatic2,automatic,im2col")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--out", required=True)
     ap.add_argument("--run-args", default="--epochs 40 --width 0.25 --dataset-kind fashion_mnist "

@@ -6,25 +6,26 @@
 // below). Tiles depend only on shapes, and weight-gradient partials are summed in worker order,
 // so results are bit-identical for a given thread count.
 // Same-padded 3×3 convolutions (stride 1, padding 1) with at least `winogradMinimumChannels`
-// input channels use Winograd F(2×2, 3×3) instead (KernelsWinograd.swift): 16 GEMMs over
-// transformed tiles, 2.25× fewer multiplies, same partition and reduction rules. Winograd
-// F(4×4, 3×3) (KernelsWinograd4.swift: 36 GEMMs, 4× fewer multiplies, about 6× the rounding
-// error of F(2×2)) runs when chosen: `winograd4`, or `automatic4` on planes of 4×4 and more.
-// Conv2DWinograd.swift runs both.
+// input channels use Winograd instead, with the same partition and reduction rules (`automatic`):
+// F(4×4, 3×3) on planes of at least `winograd4MinimumSize` (KernelsWinograd4.swift: 36 GEMMs
+// over transformed tiles, 4× fewer multiplies, about 6× the rounding error of F(2×2)), F(2×2, 3×3)
+// on smaller ones (KernelsWinograd.swift: 16 GEMMs, 2.25× fewer multiplies). Conv2DWinograd.swift
+// runs both.
 // Memory: a recording forward keeps its input and Winograd's transformed weights (backward
 // reads both) and writes its own output buffer; an evaluation forward writes an arena slot and
 // transforms the weights into the context's scratch.
 
-/// How a Conv2D computes: `automatic` picks Winograd F(2×2) where it applies and pays off.
+/// How a Conv2D computes: `automatic` picks the Winograd variant where Winograd applies and
+/// pays off.
 public enum ConvAlgorithm: String, Sendable, CaseIterable {
     case automatic, im2col
     /// Winograd F(2×2, 3×3) wherever it applies (3×3, stride 1, padding 1).
     case winograd
     /// Winograd F(4×4, 3×3) wherever it applies.
     case winograd4
-    /// As `automatic`, with F(4×4) instead of F(2×2) on planes of at least
-    /// `winograd4MinimumSize` in both directions (a candidate for `automatic`).
-    case automatic4
+    /// As `automatic` but F(2×2) on every plane: the default before F(4×4) (builds up to
+    /// ee6b3bc), to reproduce runs made with those.
+    case automatic2
 }
 
 public final class Conv2D: Layer {
@@ -48,7 +49,7 @@ public final class Conv2D: Layer {
     public static let winograd4TargetTiles = 256
     /// Below this many input channels the Winograd GEMMs are too thin to pay off.
     public static let winogradMinimumChannels = 16
-    /// `automatic4` runs F(4×4) on planes at least this high and wide: on smaller ones most of
+    /// `automatic` runs F(4×4) on planes at least this high and wide: on smaller ones most of
     /// a 6×6 tile is padding (a 2×2 plane costs 36 multiplies per 4 outputs, F(2×2) 16).
     public static let winograd4MinimumSize = 4
     /// Set by pruning when channels leave this convolution's GEMMs (Compaction.swift); forward
@@ -87,7 +88,7 @@ public final class Conv2D: Layer {
 
     private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 
-    /// The input channels `automatic` and `automatic4` decide by: the layer's own, or for a
+    /// The input channels `automatic` and `automatic2` decide by: the layer's own, or for a
     /// compacted convolution's inner convolution its full convolution's, so that pruning
     /// inputs never changes the algorithm (below Conv2D.winogradMinimumChannels inputs a
     /// pruned 16-channel layer would switch to im2col, slower than the dense layer it replaces).
@@ -99,7 +100,7 @@ public final class Conv2D: Layer {
         switch algorithm {
         case .im2col: return false
         case .winograd, .winograd4: return applies
-        case .automatic, .automatic4: return applies && algorithmChannels >= Conv2D.winogradMinimumChannels
+        case .automatic, .automatic2: return applies && algorithmChannels >= Conv2D.winogradMinimumChannels
         }
     }
 
@@ -109,7 +110,7 @@ public final class Conv2D: Layer {
         let large = min(height, width) >= Conv2D.winograd4MinimumSize
         switch algorithm {
         case .winograd4: return .f4x4(Winograd4Tiling(height: height, width: width))
-        case .automatic4 where large: return .f4x4(Winograd4Tiling(height: height, width: width))
+        case .automatic where large: return .f4x4(Winograd4Tiling(height: height, width: width))
         default: return .f2x2(WinogradTiling(height: height, width: width))
         }
     }

@@ -140,8 +140,10 @@ extension ConvAlgorithm {
     /// The --conv values of `pruned bench` and `pruned run`, explained (in ASCII: the manual
     /// page generator drops other characters).
     static var choices: String {
-        "automatic (Winograd F(2x2) for 3x3 stride-1 convolutions with at least 16 input channels, im2col otherwise), "
+        let size = "\(Conv2D.winograd4MinimumSize)x\(Conv2D.winograd4MinimumSize)"
+        return "automatic (Winograd for 3x3 stride-1 convolutions with at least \(Conv2D.winogradMinimumChannels) input channels: "
+            + "F(4x4) on planes of at least \(size), F(2x2) on smaller ones; im2col otherwise), "
             + "im2col, winograd (F(2x2) wherever it applies), winograd4 (F(4x4) wherever it applies), "
-            + "automatic4 (automatic with F(4x4) on planes of at least \(Conv2D.winograd4MinimumSize)x\(Conv2D.winograd4MinimumSize))"
+            + "automatic2 (automatic with F(2x2) on every plane: the default of builds before F(4x4))"
     }
 }

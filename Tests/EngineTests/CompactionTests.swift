@@ -108,7 +108,7 @@ private func relativeError(_ a: [Float], _ b: [Float], where include: (Int) -> B
     /// (Winograd under `automatic`) that loses inputs stays on Winograd of the same variant,
     /// and an im2col layer stays on im2col.
     @Test(arguments: [(16, 3, 1, 16), (12, 3, 1, nil), (32, 3, 2, nil), (32, 1, 1, nil)] as [(Int, Int, Int, Int?)],
-          [ConvAlgorithm.automatic, .automatic4])
+          [ConvAlgorithm.automatic, .automatic2])
     func compactConvolutionKeepsTheFullAlgorithm(_ p: (Int, Int, Int, Int?), _ algorithm: ConvAlgorithm) {
         let (cin, k, stride, f2Points) = p
         let store = ParameterStore()
@@ -116,8 +116,8 @@ private func relativeError(_ a: [Float], _ b: [Float], where include: (Int) -> B
                           weightInit: .normal(std: 0.3))
         conv.algorithm = algorithm
         store.finalise(seed: 1)
-        // F(4×4) on the 6×6 plane under automatic4 wherever automatic takes F(2×2).
-        let expected = f2Points.map { algorithm == .automatic4 ? 36 : $0 }
+        // F(4×4) on the 6×6 plane under automatic wherever automatic2 takes F(2×2).
+        let expected = f2Points.map { algorithm == .automatic ? 36 : $0 }
         #expect(conv.winogradPlan(height: 6, width: 6)?.points == expected)
         let compact = CompactConv2D(conv, store: store, selection: ChannelSelection(outputs: [0, 1, 2, 3, 4, 5, 6], inputs: Array(2 ..< cin),
                                                                                      outputCount: 8, inputCount: cin))
@@ -247,9 +247,10 @@ private struct Pair {
     let oc: Optimizer
     let om: Optimizer
 
-    init(_ make: () -> Network, plan: PruningPlan, sgd: Bool = false) throws {
+    init(_ make: () -> Network, plan: PruningPlan, sgd: Bool = false, algorithm: ConvAlgorithm = .automatic) throws {
         compact = make()
         masked = make()
+        for c in compact.convolutions + masked.convolutions { c.algorithm = algorithm }
         shiftBatchNorms(compact)
         shiftBatchNorms(masked)
         let kind: OptimizerKind = sgd ? .sgd(momentum: 0.9, weightDecay: 5e-4) : .adam(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-4)
@@ -359,13 +360,17 @@ private func plan(_ layers: [(String, Double)], score: PruneScore = .l2, target:
     static let vggLayers = [("features.conv1", 0.5), ("features.conv3", 0.25), ("features.conv5", 0.3), ("features.conv7", 0.3),
                             ("features.conv8", 0.9)]
 
-    @Test func vgg11() throws {
-        let pair = try Pair({ ModelFactory.make(.vgg11_bn, width: 0.125, seed: 3) }, plan: plan(Self.vggLayers))
+    /// VGG11 through F(2×2) everywhere (automatic2) and through F(4×4) on its planes of 4×4 and
+    /// more (automatic), whose rounding is about 6× larger (logits after three steps: 3.3e-4
+    /// relative, measured).
+    @Test(arguments: [(ConvAlgorithm.automatic2, 2e-4), (.automatic, 1e-3)])
+    func vgg11(_ p: (ConvAlgorithm, Double)) throws {
+        let pair = try Pair({ ModelFactory.make(.vgg11_bn, width: 0.125, seed: 3) }, plan: plan(Self.vggLayers), algorithm: p.0)
         pair.prune()
         // Every convolution loses filters, inputs or both; the classifier loses conv8's features.
         #expect(pair.compact.convolutions.allSatisfy { $0.compact != nil })
         #expect(pair.compact.layers.contains { ($0 as? Linear)?.compact != nil })
-        pair.check(steps: 3)
+        pair.check(steps: 3, tolerance: p.1)
     }
 
     /// E[BN] scores zero only the BatchNorm: the convolutions still compute the pruned

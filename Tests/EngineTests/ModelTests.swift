@@ -88,11 +88,18 @@ import Testing
     }
 
     /// A whole ResNet20 step (residual blocks, BatchNorm, strided and shortcut convolutions)
-    /// gives the same loss gradient through Winograd as through im2col, to float rounding.
-    @Test func winogradModelMatchesIm2col() {
+    /// gives the same loss gradient through Winograd as through im2col, to float rounding:
+    /// F(2×2) (automatic2) and F(4×4) on the 32×32…8×8 planes (automatic). The gradients of
+    /// this step are discontinuous in the weights (a ReLU input crossing zero): im2col itself,
+    /// with the weights scaled by 1 + 1e-6·N(0, 1), moves them by 0.7% (measured), and F(4×4)'s
+    /// rounding (about 1e-6 relative per layer, Winograd4Tests) is that large. Measured: F(2×2)
+    /// outputs 3e-7, gradients 1.2e-6; F(4×4) outputs 1.2e-6, gradients 6.8e-3.
+    @Test(arguments: [(ConvAlgorithm.automatic2, 1e-3), (.automatic, 2e-2)])
+    func winogradModelMatchesIm2col(_ p: (ConvAlgorithm, Double)) {
+        let (winograd, tolerance) = p
         var grads: [[Float]] = []
         var outputs: [[Float]] = []
-        for algorithm in [ConvAlgorithm.im2col, .automatic] {
+        for algorithm in [ConvAlgorithm.im2col, winograd] {
             let net = ModelFactory.make(.resnet20, classes: 10, seed: 5)
             for c in net.convolutions { c.algorithm = algorithm }
             let ctx = ExecutionContext(threads: 2)
@@ -109,8 +116,8 @@ import Testing
             let d = zip(a, b).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
             return d / max(a.map { Double($0) * Double($0) }.reduce(0, +).squareRoot(), 1e-12)
         }
-        #expect(relative(outputs[0], outputs[1]) < 1e-4)
-        #expect(relative(grads[0], grads[1]) < 1e-3)
+        #expect(relative(outputs[0], outputs[1]) < 1e-5)
+        #expect(relative(grads[0], grads[1]) < tolerance)
         #expect(grads[0] != grads[1])  // the two paths really differ in rounding
     }
 }

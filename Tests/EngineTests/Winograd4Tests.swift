@@ -136,13 +136,13 @@ private func maxError(_ a: [Float], _ b: [Double]) -> Double {
         #expect(!conv(64, kernel: 3, padding: 0).usesWinograd)
     }
 
-    /// `automatic4` is `automatic` with F(4×4) on planes of at least 4×4: F(2×2) below, im2col
-    /// for fewer than 16 input channels.
-    @Test func automatic4() {
+    /// `automatic` takes F(4×4) on planes of at least 4×4, F(2×2) below, im2col for fewer than
+    /// 16 input channels; `automatic2` the same with F(2×2) on every plane.
+    @Test func automaticVariants() {
         let store = ParameterStore()
-        func plan(_ cin: Int, _ h: Int, _ w: Int) -> String {
+        func plan(_ cin: Int, _ h: Int, _ w: Int, _ algorithm: ConvAlgorithm = .automatic) -> String {
             let c = Conv2D("c", store: store, inChannels: cin, outChannels: 8, kernel: 3, padding: 1, bias: false, weightInit: .zeros)
-            c.algorithm = .automatic4
+            c.algorithm = algorithm
             switch c.winogradPlan(height: h, width: w) {
             case .f2x2?: return "F2"
             case .f4x4?: return "F4"
@@ -153,6 +153,7 @@ private func maxError(_ a: [Float], _ b: [Double]) -> Double {
         #expect(plan(64, 32, 32) == "F4" && plan(64, 4, 4) == "F4" && plan(16, 5, 4) == "F4")
         #expect(plan(64, 2, 2) == "F2" && plan(64, 3, 32) == "F2")
         #expect(plan(3, 32, 32) == "im2col" && plan(15, 8, 8) == "im2col")
+        #expect(plan(64, 32, 32, .automatic2) == "F2" && plan(64, 2, 2, .automatic2) == "F2" && plan(15, 8, 8, .automatic2) == "im2col")
     }
 
     /// Rounding error against float64 on a VGG-like layer (64 → 64 channels, He-initialised
@@ -184,3 +185,4 @@ private func maxError(_ a: [Float], _ b: [Double]) -> Double {
         #expect(f4.1 > errors[1].1)
     }
 }
+
