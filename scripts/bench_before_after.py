@@ -34,12 +34,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repetitions", type=int, default=3, help="timed repetitions inside each bench call")
     ap.add_argument("--after-args", default="", help="extra arguments for the after binary's bench (e.g. '--conv winograd4')")
+    ap.add_argument("--before-args", default="", help="extra arguments for the before binary's bench")
     args = ap.parse_args()
     if args.rounds < 1 or args.repetitions < 1:
         ap.error("--rounds and --repetitions must be at least 1")
     models = [m for m in args.models.split(",") if m]
     threads = [int(t) for t in args.threads.split(",") if t]
-    extra = args.after_args.split()
+    extra = {"before": args.before_args.split(), "after": args.after_args.split()}
     rows = []
     for model in models:
         for t in threads:
@@ -48,7 +49,7 @@ def main():
                 order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
                 for which in order:
                     binary = args.before if which == "before" else args.after
-                    got = bench(binary, model, t, args.repetitions, extra if which == "after" else [])
+                    got = bench(binary, model, t, args.repetitions, extra[which])
                     for mode, v in got.items():
                         samples[which].setdefault(mode, []).append(v)
                     print("%s %d thr round %d %s: %s" % (model, t, r + 1, which,

@@ -4,10 +4,9 @@
 // eps 1e-5, momentum 0.1. γ (weight) and β (bias) are parameters; running stats are buffers.
 // Backward reads the input, never the output, so an evaluation forward normalises in place
 // when it holds its input alone, and backward overwrites dy when it holds dy alone.
-// With `fusedReLU` (set by Network for a ReLU right after it) the ReLU runs here: forward
-// writes max(BN(x), 0) in the same pass, and backward passes dy only where that output is
-// positive, inside its own two passes; the same values as the two layers apart, one pass over
-// the activation fewer each way. Backward then also reads the output, which it keeps.
+// With `fusedReLU` (set by Network for a ReLU right after it) the forward pass writes
+// max(BN(x), 0): the ReLU's forward, the same values in the same pass (its backward, which
+// reads that output, stays in ReLU).
 
 public final class BatchNorm2D: Layer {
     public let name: String
@@ -22,7 +21,7 @@ public final class BatchNorm2D: Layer {
     /// The output is read once, by the step after, and kept by nobody (a residual block's sum):
     /// recording forwards take it from the arena too rather than keeping their own buffer.
     public internal(set) var transientOutput = false
-    /// The ReLU after this layer is applied here (ReLU.fused); never with `transientOutput`.
+    /// The forward of the ReLU after this layer is applied here (ReLU.fused).
     public internal(set) var fusedReLU = false
 
     private unowned let store: ParameterStore
@@ -31,8 +30,6 @@ public final class BatchNorm2D: Layer {
     private let savedMean = FloatBuffer(count: 0)
     private let savedInvStd = FloatBuffer(count: 0)
     private var input: Activation?
-    /// The output of the last recording forward, read by backward when `fusedReLU`.
-    private var recordedOutput: UnsafeMutablePointer<Float>?
     private var trainedForward = true
 
     public init(_ name: String, store: ParameterStore, channels: Int) {
@@ -67,7 +64,6 @@ public final class BatchNorm2D: Layer {
         let rm = store.stateValue(runningMean), rv = store.stateValue(runningVar)
         let sm = savedMean.ptr, si = savedInvStd.ptr
         let training = ctx.training, eps = self.eps, mom = momentum, relu = fusedReLU
-        recordedOutput = recording && relu ? y : nil
         ctx.workers.forEachRange(channels) { r in
             for c in r {
                 let xc = x.data + c * m, yc = y + c * m
@@ -109,15 +105,12 @@ public final class BatchNorm2D: Layer {
         let g = store.value(gamma), gg = store.gradient(gamma), gb = store.gradient(beta)
         let sm = savedMean.ptr, si = savedInvStd.ptr
         let needDX = computesInputGradient, training = trainedForward
-        // The fused ReLU's gradient: dy where the output is positive, else 0 (gate).
-        let gate = fusedReLU ? recordedOutput : nil
         ctx.workers.forEachRange(channels) { r in
             for c in r {
                 let xc = x.data + c * m, dyc = dy.data + c * m, dxc = dx + c * m
                 let mean = sm[c], invStd = si[c]
-                let gc = gate.map { $0 + c * m }
                 // Both sums over the channel come first: dx may be dy itself.
-                let (sumDy, sumDyX) = gc.map { gatedDotSums(dyc, xc, gate: $0, m) } ?? dotSums(dyc, xc, m)
+                let (sumDy, sumDyX) = dotSums(dyc, xc, m)
                 // Σ dy·x̂ = invStd · (Σ dy·x − mean · Σ dy)
                 let sumDyXhat = Double(invStd) * (sumDyX - Double(mean) * sumDy)
                 gb[c] += Float(sumDy)
@@ -127,23 +120,12 @@ public final class BatchNorm2D: Layer {
                     let k = g[c] * invStd
                     let a = Float(sumDy / Double(m)), bcoef = Float(sumDyXhat / Double(m)) * invStd
                     // dx = γ·invStd · (dy − mean(dy) − x̂ · mean(dy·x̂))
-                    if let gc {
-                        for i in 0 ..< m {
-                            let d = gc[i] > 0 ? dyc[i] : 0
-                            dxc[i] = k * (d - a - (xc[i] - mean) * bcoef)
-                        }
-                    } else {
-                        for i in 0 ..< m {
-                            dxc[i] = k * (dyc[i] - a - (xc[i] - mean) * bcoef)
-                        }
+                    for i in 0 ..< m {
+                        dxc[i] = k * (dyc[i] - a - (xc[i] - mean) * bcoef)
                     }
                 } else {
                     let k = g[c] * invStd
-                    if let gc {
-                        for i in 0 ..< m { dxc[i] = k * (gc[i] > 0 ? dyc[i] : 0) }
-                    } else {
-                        for i in 0 ..< m { dxc[i] = k * dyc[i] }
-                    }
+                    for i in 0 ..< m { dxc[i] = k * dyc[i] }
                 }
             }
         }
@@ -170,34 +152,6 @@ func centredSquares(_ p: UnsafePointer<Float>, _ n: Int, _ mean: Float) -> Doubl
         total += block
     }
     return total
-}
-
-/// dotSums of a gated by `gate`: a[i] where gate[i] > 0, else 0 (a ReLU's gradient at its
-/// output `gate`), the same values in the same order as gating first.
-@inline(__always)
-func gatedDotSums(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, gate: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
-    var s1 = 0.0, s2 = 0.0, i = 0
-    let zero = SIMD16<Float>(repeating: 0)
-    while i < n {
-        let end = min(n, i + 4096)
-        var acc1 = SIMD16<Float>(repeating: 0), acc2 = SIMD16<Float>(repeating: 0)
-        while i + 16 <= end {
-            let vg = UnsafeRawPointer(gate + i).loadUnaligned(as: SIMD16<Float>.self)
-            let va = zero.replacing(with: UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self), where: vg .> zero)
-            let vb = UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
-            acc1 += va
-            acc2 += va * vb
-            i += 16
-        }
-        var b1 = Double(acc1.sum()), b2 = Double(acc2.sum())
-        while i < end {
-            let ai: Float = gate[i] > 0 ? a[i] : 0
-            b1 += Double(ai); b2 += Double(ai * b[i]); i += 1
-        }
-        s1 += b1
-        s2 += b2
-    }
-    return (s1, s2)
 }
 
 /// (Σ a, Σ a·b) in a fixed order (Double across blocks).

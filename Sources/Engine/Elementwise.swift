@@ -2,15 +2,15 @@
 // Backward reads only the output, so ReLU can overwrite its input: in training when `inPlace`
 // (the network sets it where the layer before keeps nothing that backward reads in its output),
 // in evaluation whenever it holds its input alone; backward overwrites dy when it holds it alone.
-// A ReLU right after a BatchNorm2D is `fused`: the BatchNorm applies it, and both passes here
-// return their argument.
+// A ReLU right after a BatchNorm2D is `fused`: the BatchNorm's forward applies it (the same
+// values), so forward here only records that output for backward.
 
 public final class ReLU: Layer {
     public let name: String
     public var computesInputGradient = true
     /// Training forwards overwrite their input (which backward then reads as the output).
     public internal(set) var inPlace = false
-    /// The BatchNorm2D before it applies it (BatchNorm2D.fusedReLU).
+    /// The BatchNorm2D before it applies the forward (BatchNorm2D.fusedReLU).
     public internal(set) var fused = false
     /// Whether training keeps no output of its own (in place or fused).
     public var keepsNoOutput: Bool { inPlace || fused }
@@ -22,7 +22,10 @@ public final class ReLU: Layer {
     public func outputShape(_ s: FeatureShape) -> FeatureShape { s }
 
     public func forward(_ x: Activation, _ ctx: ExecutionContext) -> Activation {
-        if fused { return x }
+        if fused {
+            out = ctx.recordsForBackward ? x : nil
+            return x
+        }
         let recording = ctx.recordsForBackward
         let y: UnsafeMutablePointer<Float>
         if recording {
@@ -46,7 +49,7 @@ public final class ReLU: Layer {
     }
 
     public func backward(_ dy: Activation, _ ctx: ExecutionContext) -> Activation {
-        guard !fused, let y = out else { return dy }
+        guard let y = out else { return dy }
         let dx = ctx.arena.isExclusive(dy.data) ? dy.data : ctx.arena.acquire(y.count)
         let yp = y.data, g = dy.data
         ctx.workers.forEachRange(y.count, minimumPerThread: 1 << 14) { r in

@@ -17,9 +17,10 @@ public final class Network {
         self.inputShape = inputShape
         self.classes = classes
         layers.first?.computesInputGradient = false
-        // A ReLU after a BatchNorm runs inside it (BatchNorm2D.fusedReLU). A ReLU after a
-        // layer whose backward does not read that layer's output (it reads the input)
-        // overwrites the output in training; its own backward reads it as its output.
+        // A ReLU after a BatchNorm has its forward run inside the BatchNorm's pass
+        // (BatchNorm2D.fusedReLU). A ReLU after a layer whose backward does not read that
+        // layer's output (it reads the input) overwrites the output in training; its own
+        // backward reads it as its output.
         for (previous, l) in zip(layers, layers.dropFirst()) {
             guard let r = l as? ReLU else { continue }
             if let bn = previous as? BatchNorm2D, !bn.transientOutput {

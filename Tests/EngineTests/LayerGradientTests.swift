@@ -111,7 +111,7 @@ import Testing
         }
     }
 
-    /// BatchNorm with its ReLU fused (as Network sets it for a ReLU right after a BatchNorm)
+    /// BatchNorm with its ReLU's forward fused (as Network sets it for a ReLU right after a BatchNorm)
     /// gives the two layers' results bit for bit: output, input gradient, γ/β gradients and
     /// running statistics, in training and in a differentiated evaluation forward, on 1 and 2
     /// threads; the planes (17 values) leave a SIMD remainder.
