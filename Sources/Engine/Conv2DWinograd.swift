@@ -7,10 +7,11 @@
 // The weight gradient dU = Σ dM·Vᵀ is summed one of two ways, both bit-identical for a given
 // thread count:
 //  - per worker: each worker accumulates its chunks into its own full-size dU, and the
-//    partials are added in worker order (F(2×2), whose results the golden transcripts pin; and
-//    F(4×4) when a worker has several chunks);
-//  - whole batch (F(4×4) when every worker's images are one chunk, as on the small planes where
-//    dU is large and the tiles few): the chunks' V and dM are columns of batch-wide matrices, and
+//    partials are added in worker order (F(2×2) always, F(4×4) when a worker has several
+//    chunks);
+//  - whole batch (F(4×4) backward when every worker's images are one chunk, as on the small
+//    planes where dU is large and the tiles few): the chunks' V and dM are columns of batch-wide
+//    matrices (thread 0's V and M scratch; forward calls keep per-worker V and M), and
 //    dU[ξ] = dM[ξ]·V[ξ]ᵀ is one GEMM over every tile with its rows split among the workers — no
 //    per-worker copies of dU to clear, accumulate and add (for 512 → 512 channels, 38 MB each).
 
