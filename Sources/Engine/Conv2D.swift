@@ -23,8 +23,8 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     case winograd
     /// Winograd F(4×4, 3×3) wherever it applies.
     case winograd4
-    /// As `automatic` but F(2×2) on every plane: the default before F(4×4) (builds up to
-    /// ee6b3bc), to reproduce runs made with those.
+    /// As `automatic` but F(2×2) on every plane: the default of builds before F(4×4) (before
+    /// commit 420e9ed), to reproduce runs made with those.
     case automatic2
 }
 
