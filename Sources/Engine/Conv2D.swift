@@ -62,6 +62,11 @@ public final class Conv2D: Layer {
     let output = FloatBuffer(count: 0)
     /// Winograd-transformed weights U [Cout][points][ldu] of the last recording forward.
     let transformedWeight = FloatBuffer(count: 0)
+    /// Winograd-transformed input V [points][Cin][tiles] of the last recording forward when it
+    /// was batch-wide (small planes: Conv2DWinograd.swift), for backward; `keptInputBatch` is
+    /// that forward's batch size, nil when V was not kept.
+    let transformedInput = FloatBuffer(count: 0)
+    var keptInputBatch: Int?
     private var input: Activation?
 
     public init(_ name: String, store: ParameterStore, inChannels: Int, outChannels: Int, kernel: Int,

@@ -43,6 +43,8 @@ public struct WinogradTiling: Sendable, Equatable {
     @inline(__always) var paddedWidth: Int { 2 * tilesWide + 18 }
 }
 
+// The public kernels are `@inline(never)`: inlined into Conv2D's worker closures, their vector
+// loads were left as calls (a call per SIMD8 load).
 public enum WinogradKernels {
     /// Floats of per-thread scratch the transforms need (`scratch` arguments) for chunks of up
     /// to `images` images: 20 padded rows for `transformInputGradient`, 5 for `transformInput`
@@ -58,6 +60,7 @@ public enum WinogradKernels {
     @inline(__always) static func narrowPaddedPlane(_ g: WinogradTiling) -> Int { (2 * g.tilesHigh + 2) * narrowPaddedWidth(g) }
 
     /// U[co][ξ][ci] = (G g Gᵀ)[ξ] for output channels `range` of weights [Cout, Cin, 3, 3].
+    @inline(never)
     public static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
                                         u: UnsafeMutablePointer<Float>, ldu: Int) {
         for co in range {
@@ -83,6 +86,7 @@ public enum WinogradKernels {
     }
 
     /// gw[co][ci][3×3] += (Gᵀ dU G) for output channels `range`, dU laid out like U.
+    @inline(never)
     public static func accumulateWeightGradient(_ du: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
                                                 gw: UnsafeMutablePointer<Float>, ldu: Int) {
         for co in range {
@@ -110,7 +114,8 @@ public enum WinogradKernels {
     }
 
     /// V[ξ][c][t] = (Bᵀ d B)[ξ] for every channel and tile of images n0..<n0+count of x.
-    /// `ldv` is the tile count of the chunk (count · tilesPerImage).
+    /// V has rows of length `ldv`, the chunk's count · tilesPerImage tiles in their first columns.
+    @inline(never)
     public static func transformInput(_ x: UnsafePointer<Float>, channels: Int, chanStride: Int, n0: Int, count: Int,
                                       _ g: WinogradTiling, v: UnsafeMutablePointer<Float>, ldv: Int,
                                       scratch: UnsafeMutablePointer<Float>) {
@@ -182,25 +187,26 @@ public enum WinogradKernels {
         }
     }
 
-    /// Y for images n0..<n0+count and channels 0..<cout from M (laid out like V with `ldm`
-    /// tiles): Y = Aᵀ M A per tile, cropped to the plane, plus the channel's bias if any.
+    /// Y for images n0..<n0+count and output channels `rows` (of `cout`) from M (laid out like V,
+    /// rows of length `ldm`): Y = Aᵀ M A per tile, cropped to the plane, plus the channel's bias if any.
     /// y has channel stride `ld` (N·H·W) and image stride H·W.
-    public static func transformOutput(_ m: UnsafePointer<Float>, cout: Int, ldm: Int, _ g: WinogradTiling,
+    @inline(never)
+    public static func transformOutput(_ m: UnsafePointer<Float>, cout: Int, rows: Range<Int>, ldm: Int, _ g: WinogradTiling,
                                        bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ld: Int,
                                        n0: Int, count: Int) {
         if isNarrow(g) {
-            transformOutputBlocks(m, cout: cout, ldm: ldm, g, bias: bias, y: y, ld: ld, n0: n0, count: count)
+            transformOutputBlocks(m, cout: cout, rows: rows, ldm: ldm, g, bias: bias, y: y, ld: ld, n0: n0, count: count)
         } else {
-            transformOutputRows(m, cout: cout, ldm: ldm, g, bias: bias, y: y, ld: ld, n0: n0, count: count)
+            transformOutputRows(m, cout: cout, rows: rows, ldm: ldm, g, bias: bias, y: y, ld: ld, n0: n0, count: count)
         }
     }
 
     /// `transformOutput` by rows of tiles.
-    static func transformOutputRows(_ m: UnsafePointer<Float>, cout: Int, ldm: Int, _ g: WinogradTiling,
+    static func transformOutputRows(_ m: UnsafePointer<Float>, cout: Int, rows: Range<Int>, ldm: Int, _ g: WinogradTiling,
                                     bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ld: Int, n0: Int, count: Int) {
         let h = g.height, w = g.width, tw = g.tilesWide, tpi = g.tilesPerImage
         let xiStride = cout &* ldm
-        for co in 0 ..< cout {
+        for co in rows {
             let b = bias?[co] ?? 0
             for nn in 0 ..< count {
                 let out = y + co &* ld + (n0 &+ nn) &* (h &* w)
@@ -253,6 +259,7 @@ public enum WinogradKernels {
 
     /// dM[ξ][co][t] = (A dY Aᵀ)[ξ] for images n0..<n0+count of dy (channel stride `ld`),
     /// entries of dY outside the plane being 0.
+    @inline(never)
     public static func transformOutputGradient(_ dy: UnsafePointer<Float>, cout: Int, ld: Int, n0: Int, count: Int,
                                                _ g: WinogradTiling, dm: UnsafeMutablePointer<Float>, ldm: Int) {
         if isNarrow(g) {
@@ -312,9 +319,10 @@ public enum WinogradKernels {
         }
     }
 
-    /// Overwrites dX for images n0..<n0+count with Σ over tiles of B dV Bᵀ placed on each tile's
-    /// 4×4 patch (parts outside the plane dropped).
-    public static func transformInputGradient(_ dv: UnsafePointer<Float>, channels: Int, ldv: Int, _ g: WinogradTiling,
+    /// Overwrites dX for images n0..<n0+count and input channels `rows` (of `channels`) with Σ
+    /// over tiles of B dV Bᵀ placed on each tile's 4×4 patch (parts outside the plane dropped).
+    @inline(never)
+    public static func transformInputGradient(_ dv: UnsafePointer<Float>, channels: Int, rows: Range<Int>, ldv: Int, _ g: WinogradTiling,
                                               dx: UnsafeMutablePointer<Float>, chanStride: Int, n0: Int, count: Int,
                                               scratch rowScratch: UnsafeMutablePointer<Float>) {
         let h = g.height, w = g.width, tw = g.tilesWide, pw = g.paddedWidth, tpi = g.tilesPerImage
@@ -326,7 +334,7 @@ public enum WinogradKernels {
         let parts = rowScratch + 4 &* pw
         @inline(__always) func part(_ i: Int, _ k: Int) -> UnsafeMutablePointer<Float> { parts + (4 &* i &+ k) &* pw }
         for i in 0 ..< 4 { part(i, 2)[0] = 0; part(i, 3)[0] = 0; part(i, 0)[tw] = 0; part(i, 1)[tw] = 0 }
-        for c in 0 ..< channels {
+        for c in rows {
             for nn in 0 ..< count {
                 let plane = dx + c &* chanStride + (n0 &+ nn) &* (h &* w)
                 let vImage = dv + c &* ldv + nn &* tpi
@@ -465,13 +473,13 @@ extension WinogradKernels {
     }
 
     /// `transformOutput` on a narrow plane.
-    static func transformOutputBlocks(_ m: UnsafePointer<Float>, cout: Int, ldm: Int, _ g: WinogradTiling,
+    static func transformOutputBlocks(_ m: UnsafePointer<Float>, cout: Int, rows: Range<Int>, ldm: Int, _ g: WinogradTiling,
                                       bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ld: Int, n0: Int, count: Int) {
         let h = g.height, w = g.width
         let xiStride = cout &* ldm, tiles = count &* g.tilesPerImage
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * 8) { buffer in
             guard let block = buffer.baseAddress else { return }
-            for co in 0 ..< cout {
+            for co in rows {
                 let b = bias?[co] ?? 0
                 let out = y + co &* ld + n0 &* (h &* w), mc = m + co &* ldm
                 var cursor = WinogradTileCursor()

@@ -22,8 +22,10 @@
 // The transforms work on blocks of 8 consecutive tiles t, one tile per SIMD lane, so every
 // load and store of V, M, dM and dV is a contiguous 8-float vector however small the plane
 // (a 4×4 plane is one tile): per channel, the input planes are copied into zero-bordered
-// planes (the `padded` part of the scratch), each tile's 6×6 patch is gathered into a block
-// (36 vectors, lane = tile), and the 2-D transform is two passes of 1-D transforms over it.
+// planes (the `padded` part of the scratch), and the 2-D transform is two passes of 1-D
+// transforms over a block of 36 vectors (lane = tile): the input transform gathers each column
+// of the 8 patches straight into vectors (scalar stores into the block followed by vector loads
+// of it would stall on store forwarding) and stores its first pass in the block.
 
 /// The tile grid of a same-padded 3×3 convolution on an H×W plane, for 4×4 output tiles.
 public struct Winograd4Tiling: Sendable, Equatable {
@@ -55,6 +57,7 @@ public struct Winograd4Tiling: Sendable, Equatable {
     }
 }
 
+// `@inline(never)` on the public kernels for the reason given in KernelsWinograd.swift.
 public enum Winograd4Kernels {
     /// Floats of per-thread scratch the input and gradient transforms need (`scratch`
     /// arguments) for chunks of up to `images` images: a padded plane per image and a block.
@@ -65,6 +68,7 @@ public enum Winograd4Kernels {
 
     /// U[co][ξ][ci] = (G g Gᵀ)[ξ] for output channels `range` of weights [Cout, Cin, 3, 3],
     /// 8 input channels per vector.
+    @inline(never)
     public static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
                                         u: UnsafeMutablePointer<Float>, ldu: Int) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 72) { tail in
@@ -104,6 +108,7 @@ public enum Winograd4Kernels {
     }
 
     /// gw[co][ci][3×3] += (Gᵀ dU G) for output channels `range`, dU laid out like U.
+    @inline(never)
     public static func accumulateWeightGradient(_ du: UnsafePointer<Float>, cout: Int, cin: Int, range: Range<Int>,
                                                 gw: UnsafeMutablePointer<Float>, ldu: Int) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 72) { folded in
@@ -142,6 +147,7 @@ public enum Winograd4Kernels {
 
     /// V[ξ][c][t] = (Bᵀ d B)[ξ] for every channel and tile of images n0..<n0+count of x.
     /// The chunk's count · tilesPerImage tiles are the first columns of rows of length `ldv`.
+    @inline(never)
     public static func transformInput(_ x: UnsafePointer<Float>, channels: Int, chanStride: Int, n0: Int, count: Int,
                                       _ g: Winograd4Tiling, v: UnsafeMutablePointer<Float>, ldv: Int,
                                       scratch: UnsafeMutablePointer<Float>) {
@@ -159,20 +165,23 @@ public enum Winograd4Kernels {
             var t0 = 0
             while t0 < tiles {
                 let lanes = min(8, tiles &- t0)
-                if lanes < 8 { block.update(repeating: 0, count: blockFloats) }
-                for l in 0 ..< lanes {
-                    let src = padded + g.patchOffset(cursor)
-                    for i in 0 ..< 6 {
-                        let r = src + i &* pw, b = block + ((6 &* i) &* 8 &+ l)
-                        b[0] = r[0]; b[8] = r[1]; b[16] = r[2]; b[24] = r[3]; b[32] = r[4]; b[40] = r[5]
-                    }
-                    cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide)
+                // The 8 tiles' patches (lanes past the chunk repeat its last tile; not stored).
+                var last = 0
+                @inline(__always) func patch(_ l: Int) -> UnsafePointer<Float> {
+                    if l < lanes { last = g.patchOffset(cursor); cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide) }
+                    return UnsafePointer(padded + last)
                 }
-                // Bᵀ down each column of the patches, in place; then along each row into V.
+                let p0 = patch(0), p1 = patch(1), p2 = patch(2), p3 = patch(3), p4 = patch(4), p5 = patch(5), p6 = patch(6), p7 = patch(7)
+                // Bᵀ down each column j of the patches (gathered straight into vectors), into the
+                // block; then along each row into V.
                 for j in 0 ..< 6 {
-                    @inline(__always) func at(_ i: Int) -> UnsafeMutablePointer<Float> { block + (6 &* i &+ j) &* 8 }
-                    let e = transformBT((load8(at(0)), load8(at(1)), load8(at(2)), load8(at(3)), load8(at(4)), load8(at(5))))
-                    store8(e.0, at(0)); store8(e.1, at(1)); store8(e.2, at(2)); store8(e.3, at(3)); store8(e.4, at(4)); store8(e.5, at(5))
+                    @inline(__always) func at(_ i: Int) -> V8 {
+                        let k = i &* pw &+ j
+                        return V8(p0[k], p1[k], p2[k], p3[k], p4[k], p5[k], p6[k], p7[k])
+                    }
+                    @inline(__always) func to(_ i: Int) -> UnsafeMutablePointer<Float> { block + (6 &* i &+ j) &* 8 }
+                    let e = transformBT((at(0), at(1), at(2), at(3), at(4), at(5)))
+                    store8(e.0, to(0)); store8(e.1, to(1)); store8(e.2, to(2)); store8(e.3, to(3)); store8(e.4, to(4)); store8(e.5, to(5))
                 }
                 let out = v + (c &* ldv &+ t0)
                 for k in 0 ..< 6 {
@@ -188,16 +197,17 @@ public enum Winograd4Kernels {
         }
     }
 
-    /// Y for images n0..<n0+count and channels 0..<cout from M (laid out like V, rows of
+    /// Y for images n0..<n0+count and output channels `rows` (of `cout`) from M (laid out like V, rows of
     /// length `ldm`): Y = Aᵀ M A per tile, cropped to the plane, plus the channel's bias if any.
     /// y has channel stride `ld` (N·H·W) and image stride H·W.
-    public static func transformOutput(_ m: UnsafePointer<Float>, cout: Int, ldm: Int, _ g: Winograd4Tiling,
+    @inline(never)
+    public static func transformOutput(_ m: UnsafePointer<Float>, cout: Int, rows: Range<Int>, ldm: Int, _ g: Winograd4Tiling,
                                        bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ld: Int,
                                        n0: Int, count: Int, scratch: UnsafeMutablePointer<Float>) {
         let h = g.height, w = g.width
         let xiStride = cout &* ldm, tiles = count &* g.tilesPerImage
         let block = scratch
-        for co in 0 ..< cout {
+        for co in rows {
             let b = V8(repeating: bias?[co] ?? 0)
             let out = y + co &* ld + n0 &* (h &* w), mc = m + co &* ldm
             var cursor = WinogradTileCursor()
@@ -242,6 +252,7 @@ public enum Winograd4Kernels {
 
     /// dM[ξ][co][t] = (A dY Aᵀ)[ξ] for images n0..<n0+count of dy (channel stride `ld`),
     /// entries of dY outside the plane being 0; dM has rows of length `ldm`.
+    @inline(never)
     public static func transformOutputGradient(_ dy: UnsafePointer<Float>, cout: Int, ld: Int, n0: Int, count: Int,
                                                _ g: Winograd4Tiling, dm: UnsafeMutablePointer<Float>, ldm: Int,
                                                scratch: UnsafeMutablePointer<Float>) {
@@ -290,16 +301,18 @@ public enum Winograd4Kernels {
         }
     }
 
-    /// Overwrites dX for images n0..<n0+count with Σ over tiles of B dV Bᵀ placed on each tile's
-    /// 6×6 patch (parts outside the plane dropped), dV having rows of length `ldv`. Patches are
-    /// added into zeroed padded planes in tile order, then the planes' interiors are copied out.
-    public static func transformInputGradient(_ dv: UnsafePointer<Float>, channels: Int, ldv: Int, _ g: Winograd4Tiling,
+    /// Overwrites dX for images n0..<n0+count and input channels `rows` (of `channels`) with Σ
+    /// over tiles of B dV Bᵀ placed on each tile's 6×6 patch (parts outside the plane dropped),
+    /// dV having rows of length `ldv`. Patches are added into zeroed padded planes in tile order,
+    /// then the planes' interiors are copied out.
+    @inline(never)
+    public static func transformInputGradient(_ dv: UnsafePointer<Float>, channels: Int, rows: Range<Int>, ldv: Int, _ g: Winograd4Tiling,
                                               dx: UnsafeMutablePointer<Float>, chanStride: Int, n0: Int, count: Int,
                                               scratch: UnsafeMutablePointer<Float>) {
         let h = g.height, w = g.width, pw = g.paddedWidth, pp = g.paddedPlane
         let xiStride = channels &* ldv, tiles = count &* g.tilesPerImage
         let padded = scratch, block = scratch + count &* pp
-        for c in 0 ..< channels {
+        for c in rows {
             padded.update(repeating: 0, count: count &* pp)
             let src = dv + c &* ldv
             var cursor = WinogradTileCursor()

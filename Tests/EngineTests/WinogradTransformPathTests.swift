@@ -32,8 +32,8 @@ private func bits(_ p: UnsafePointer<Float>, _ n: Int) -> [UInt32] { (0 ..< n).m
         for withBias in [false, true] {
             let ya = FloatBuffer(count: c * per), yb = FloatBuffer(count: c * per)
             let bp = withBias ? UnsafePointer(bias.ptr) : nil
-            WinogradKernels.transformOutputBlocks(a.ptr, cout: c, ldm: tiles, g, bias: bp, y: ya.ptr, ld: per, n0: n0, count: count)
-            WinogradKernels.transformOutputRows(a.ptr, cout: c, ldm: tiles, g, bias: bp, y: yb.ptr, ld: per, n0: n0, count: count)
+            WinogradKernels.transformOutputBlocks(a.ptr, cout: c, rows: 0 ..< c, ldm: tiles, g, bias: bp, y: ya.ptr, ld: per, n0: n0, count: count)
+            WinogradKernels.transformOutputRows(a.ptr, cout: c, rows: 0 ..< c, ldm: tiles, g, bias: bp, y: yb.ptr, ld: per, n0: n0, count: count)
             #expect(bits(ya.ptr, ya.count) == bits(yb.ptr, yb.count), "output transform, bias \(withBias)")
         }
 
