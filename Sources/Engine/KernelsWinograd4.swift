@@ -259,33 +259,43 @@ public enum Winograd4Kernels {
         let h = g.height, w = g.width
         let xiStride = cout &* ldm, tiles = count &* g.tilesPerImage
         let block = scratch
+        // Planes of whole tiles: a block of 8 tiles gathers its pixels straight into vectors.
+        let wholeTiles = h % 4 == 0 && w % 4 == 0
         for co in 0 ..< cout {
             let src = dy + co &* ld + n0 &* (h &* w)
             var cursor = WinogradTileCursor()
             var t0 = 0
             while t0 < tiles {
                 let lanes = min(8, tiles &- t0)
-                // dY of each tile into the block (pixel (r, s) at vector 4r + s), zero outside.
-                if lanes < 8 { block.update(repeating: 0, count: 16 &* 8) }
-                for l in 0 ..< lanes {
-                    let p = src + g.outputOffset(cursor), rows = min(4, h &- 4 &* cursor.ty), cols = min(4, w &- 4 &* cursor.tx)
-                    let d = block + l
-                    if rows == 4 && cols == 4 {
-                        for r in 0 ..< 4 {
-                            let q = p + r &* w, e = d + (32 &* r)
-                            e[0] = q[0]; e[8] = q[1]; e[16] = q[2]; e[24] = q[3]
-                        }
-                    } else {
-                        for r in 0 ..< 4 { for c in 0 ..< 4 { d[(4 &* r &+ c) &* 8] = r < rows && c < cols ? p[r &* w &+ c] : 0 } }
-                    }
-                    cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide)
-                }
                 // A along each row r of dY (4 → 6 columns), then down the columns into dM.
-                @inline(__always) func rowA(_ r: Int) -> (V8, V8, V8, V8, V8, V8) {
-                    let p = block + (32 &* r)
-                    return transformA((load8(p), load8(p + 8), load8(p + 16), load8(p + 24)))
+                let r0, r1, r2, r3: (V8, V8, V8, V8, V8, V8)
+                if wholeTiles && lanes == 8 {
+                    @inline(__always) func tile() -> UnsafePointer<Float> {
+                        defer { cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide) }
+                        return UnsafePointer(src + g.outputOffset(cursor))
+                    }
+                    let p0 = tile(), p1 = tile(), p2 = tile(), p3 = tile(), p4 = tile(), p5 = tile(), p6 = tile(), p7 = tile()
+                    @inline(__always) func at(_ k: Int) -> V8 { V8(p0[k], p1[k], p2[k], p3[k], p4[k], p5[k], p6[k], p7[k]) }
+                    @inline(__always) func rowA(_ r: Int) -> (V8, V8, V8, V8, V8, V8) {
+                        let k = r &* w
+                        return transformA((at(k), at(k &+ 1), at(k &+ 2), at(k &+ 3)))
+                    }
+                    r0 = rowA(0); r1 = rowA(1); r2 = rowA(2); r3 = rowA(3)
+                } else {
+                    // dY of each tile into the block (pixel (r, s) at vector 4r + s), zero outside.
+                    if lanes < 8 { block.update(repeating: 0, count: 16 &* 8) }
+                    for l in 0 ..< lanes {
+                        let p = src + g.outputOffset(cursor), rows = min(4, h &- 4 &* cursor.ty), cols = min(4, w &- 4 &* cursor.tx)
+                        let d = block + l
+                        for r in 0 ..< 4 { for c in 0 ..< 4 { d[(4 &* r &+ c) &* 8] = r < rows && c < cols ? p[r &* w &+ c] : 0 } }
+                        cursor.advance(tilesHigh: g.tilesHigh, tilesWide: g.tilesWide)
+                    }
+                    @inline(__always) func rowA(_ r: Int) -> (V8, V8, V8, V8, V8, V8) {
+                        let p = block + (32 &* r)
+                        return transformA((load8(p), load8(p + 8), load8(p + 16), load8(p + 24)))
+                    }
+                    r0 = rowA(0); r1 = rowA(1); r2 = rowA(2); r3 = rowA(3)
                 }
-                let r0 = rowA(0), r1 = rowA(1), r2 = rowA(2), r3 = rowA(3)
                 let out = dm + (co &* ldm &+ t0)
                 @inline(__always) func column(_ m: Int, _ c: (V8, V8, V8, V8, V8, V8)) {
                     let q = out + m &* xiStride
