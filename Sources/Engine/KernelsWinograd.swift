@@ -325,6 +325,19 @@ public enum WinogradKernels {
     public static func transformInputGradient(_ dv: UnsafePointer<Float>, channels: Int, rows: Range<Int>, ldv: Int, _ g: WinogradTiling,
                                               dx: UnsafeMutablePointer<Float>, chanStride: Int, n0: Int, count: Int,
                                               scratch rowScratch: UnsafeMutablePointer<Float>) {
+        if g.tilesPerImage == 1 {
+            transformInputGradientSingleTile(dv, channels: channels, rows: rows, ldv: ldv, g, dx: dx, chanStride: chanStride,
+                                             n0: n0, count: count)
+        } else {
+            transformInputGradientRows(dv, channels: channels, rows: rows, ldv: ldv, g, dx: dx, chanStride: chanStride,
+                                       n0: n0, count: count, rowScratch: rowScratch)
+        }
+    }
+
+    /// `transformInputGradient` by rows of tiles.
+    static func transformInputGradientRows(_ dv: UnsafePointer<Float>, channels: Int, rows: Range<Int>, ldv: Int, _ g: WinogradTiling,
+                                           dx: UnsafeMutablePointer<Float>, chanStride: Int, n0: Int, count: Int,
+                                           rowScratch: UnsafeMutablePointer<Float>) {
         let h = g.height, w = g.width, tw = g.tilesWide, pw = g.paddedWidth, tpi = g.tilesPerImage
         let xiStride = channels &* ldv
         // Scratch: a ring of 4 padded rows (index j ↔ input column j − 1) accumulating the patch
@@ -423,6 +436,44 @@ public enum WinogradKernels {
 // The block path of narrow planes: 8 consecutive tiles per block, one per lane; each value is
 // computed by the same expression, in the same order, as in the functions above.
 extension WinogradKernels {
+    /// `transformInputGradient` on a plane of one tile (at most 2×2), 8 images per block: no
+    /// patches overlap, so input pixel (y, x) is patch value R[y + 1][x + 1] plus 0 (the row
+    /// path adds each patch value to zeros, which turns −0 into +0; so does this).
+    static func transformInputGradientSingleTile(_ dv: UnsafePointer<Float>, channels: Int, rows: Range<Int>, ldv: Int,
+                                                 _ g: WinogradTiling, dx: UnsafeMutablePointer<Float>, chanStride: Int,
+                                                 n0: Int, count: Int) {
+        typealias V8 = SIMD8<Float>
+        let h = g.height, w = g.width, plane = h &* w
+        let xiStride = channels &* ldv
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * 8) { buffer in
+            guard let block = buffer.baseAddress else { return }
+            for c in rows {
+                let src = dv + c &* ldv, out = dx + c &* chanStride + n0 &* plane
+                var t0 = 0
+                while t0 < count {
+                    let lanes = min(8, count &- t0)
+                    @inline(__always) func at(_ xi: Int) -> V8 { loadLanes(src + (xi &* xiStride &+ t0), lanes) }
+                    // Columns 1 and 2 of B applied along each row r of dV (q_r.1, q_r.2 of the row path).
+                    @inline(__always) func q1(_ r: Int) -> V8 { at(4 &* r &+ 1) - at(4 &* r &+ 2) + at(4 &* r &+ 3) }
+                    @inline(__always) func q2(_ r: Int) -> V8 { at(4 &* r &+ 1) + at(4 &* r &+ 2) - at(4 &* r) }
+                    let a0 = q1(0), a1 = q1(1), a2 = q1(2), a3 = q1(3)
+                    let b0 = q2(0), b1 = q2(1), b2 = q2(2), b3 = q2(3)
+                    let zero = V8()
+                    // Patch rows 1 and 2 (q1 − q2 + q3, q1 + q2 − q0) at columns 1 and 2.
+                    store8(a1 - a2 + a3 + zero, block)
+                    store8(b1 - b2 + b3 + zero, block + 8)
+                    store8(a1 + a2 - a0 + zero, block + 16)
+                    store8(b1 + b2 - b0 + zero, block + 24)
+                    for l in 0 ..< lanes {
+                        let o = out + (t0 &+ l) &* plane
+                        for y in 0 ..< h { for x in 0 ..< w { o[y &* w &+ x] = block[(2 &* y &+ x) &* 8 &+ l] } }
+                    }
+                    t0 &+= 8
+                }
+            }
+        }
+    }
+
     /// `transformInput` on a narrow plane: each tile's 4×4 patch gathered from zero-bordered
     /// copies of the planes into a block (vector 4i + j = patch row i, column j), then the
     /// vertical and the horizontal pass.

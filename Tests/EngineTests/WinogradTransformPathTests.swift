@@ -1,6 +1,7 @@
 // The F(2×2) transforms' two paths (KernelsWinograd.swift): on planes narrower than 8 tiles the
 // input, output and output-gradient transforms run on blocks of 8 tiles instead of rows of
-// tiles; both must give bit-identical results (the golden transcripts pin F(2×2)'s numbers).
+// tiles, and on planes of one tile the input-gradient transform does; both must give
+// bit-identical results (the golden transcripts pin F(2×2)'s numbers).
 @testable import Engine
 import Testing
 
@@ -41,5 +42,32 @@ private func bits(_ p: UnsafePointer<Float>, _ n: Int) -> [UInt32] { (0 ..< n).m
         WinogradKernels.transformOutputGradientBlocks(x.ptr, cout: c, ld: per, n0: n0, count: count, g, dm: a.ptr, ldm: tiles)
         WinogradKernels.transformOutputGradientRows(x.ptr, cout: c, ld: per, n0: n0, count: count, g, dm: b.ptr, ldm: tiles)
         #expect(bits(a.ptr, a.count) == bits(b.ptr, b.count), "output-gradient transform")
+    }
+
+    /// The input-gradient transform on planes of one tile (8 images per block, 11 images: a
+    /// partial block) against the row path, on dV with exact and negative zeros, over a range
+    /// of channels.
+    @Test(arguments: [(1, 1), (1, 2), (2, 1), (2, 2)])
+    func singleTileInputGradientMatchesRows(_ plane: (Int, Int)) {
+        let (h, w) = plane, c = 4, batch = 13, n0 = 1, count = 11, rows = 1 ..< 4
+        let g = WinogradTiling(height: h, width: w)
+        #expect(g.tilesPerImage == 1)
+        let per = batch * h * w
+        var dvs = randomFloats(16 * c * count, seed: 62)
+        for i in stride(from: 0, to: dvs.count, by: 5) { dvs[i] = i % 2 == 0 ? 0 : -0.0 }
+        // Two tiles whose patch value R[1][1] is exactly −0: points 5, 7, 13 and 15 are −0, the
+        // rest +0 (q_r.1 = v(4r+1) − v(4r+2) + v(4r+3) is −0 for rows 1 and 3, +0 for row 2).
+        for t in [3, 9] {
+            for xi in 0 ..< 16 { for ch in 0 ..< c { dvs[(xi * c + ch) * count + t] = [5, 7, 13, 15].contains(xi) ? -0.0 : 0 } }
+        }
+        let dv = FloatBuffer(count: dvs.count)
+        for (i, v) in dvs.enumerated() { dv[i] = v }
+        let scratch = FloatBuffer(count: WinogradKernels.scratchCount(g, images: count))
+        let a = FloatBuffer(count: c * per), b = FloatBuffer(count: c * per)
+        WinogradKernels.transformInputGradientSingleTile(dv.ptr, channels: c, rows: rows, ldv: count, g, dx: a.ptr, chanStride: per,
+                                                         n0: n0, count: count)
+        WinogradKernels.transformInputGradientRows(dv.ptr, channels: c, rows: rows, ldv: count, g, dx: b.ptr, chanStride: per,
+                                                   n0: n0, count: count, rowScratch: scratch.ptr)
+        #expect(bits(a.ptr, a.count) == bits(b.ptr, b.count))
     }
 }
