@@ -247,8 +247,9 @@ public struct RunSpec: Sendable, Equatable {
 
     /// A rough estimate of the memory of one run, in bytes: what one training batch keeps for
     /// backward plus its gradients, what one test batch holds at a time, and the parameters
-    /// with their gradients and two optimizer moments. It omits convolution scratch, the dataset
-    /// and allocator overhead, so real use is higher; it only serves to refuse runs that cannot fit.
+    /// with their gradients and two optimizer moments. It omits convolution scratch, Winograd's
+    /// transformed weights and (small planes) inputs kept for backward, the dataset and allocator
+    /// overhead, so real use is higher; it only serves to refuse runs that cannot fit.
     public func estimatedMemory(classes: Int = 10) -> (train: Double, test: Double, parameters: Double) {
         let narrowWidth = min(width, 1.0 / 16)
         let net = ModelFactory.make(architecture, classes: classes, width: narrowWidth, seed: seed)
