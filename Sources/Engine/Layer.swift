@@ -62,8 +62,9 @@ public enum ScratchSlot: Int, CaseIterable {
     case columns
     /// Partial weight gradients (per thread; Winograd's dU, summed into thread 0's).
     case weightGradient
-    /// Winograd V / dV, M / dM (per thread; batch-wide in thread 0's for F(4×4)'s whole-batch
-    /// weight gradient) and the transforms' scratch (rows, padded planes; per thread).
+    /// Winograd V / dV, M / dM (per thread; batch-wide in thread 0's on small planes, where a
+    /// recording forward keeps V in its layer instead) and the transforms' scratch (rows,
+    /// padded planes; per thread).
     case winogradV, winogradM, winogradTransform
     /// Winograd-transformed weights U of an evaluation forward (thread 0; a recording forward
     /// keeps its layer's U for backward).
