@@ -262,7 +262,7 @@ extension Conv2D {
                           _ ctx: ExecutionContext) {
         let n = x.batch, cin = inChannels, cout = outChannels, points = plan.points, tpi = plan.tilesPerImage
         let ld = n * x.plane, chanStride = x.perChannel, ldu = winogradWeightStride(cin), uCount = cout * points * ldu
-        let u = transformedWeight.ptr, gw = store.gradient(weight)
+        let gw = store.gradient(weight)
         guard n > 0 else { return }
         let split = WinogradSplit(plan, batch: n, threads: ctx.threads), threads = split.threads
         if split.batchWide {
@@ -281,11 +281,8 @@ extension Conv2D {
                 plan.transformOutputGradient(dy.data, cout: cout, ld: ld, n0: images.lowerBound, count: images.count, dm: m + c0,
                                              ldm: tiles, scratch: scratch)
                 guard !split.wholeBatch else { return }
-                let du = ctx.scratch(t, .weightGradient, uCount)
-                for xi in 0 ..< points {
-                    gemm(transB: true, m: cout, n: cin, k: images.count * tpi, a: m + xi * cout * tiles + c0, lda: tiles,
-                         b: v + xi * cin * tiles + c0, ldb: tiles, c: du + xi * ldu, ldc: points * ldu)
-                }
+                weightGradientGEMMs(plan, m: m + c0, v: v + c0, ld: tiles, tiles: images.count * tpi, beta: 0,
+                                    du: ctx.scratch(t, .weightGradient, uCount))
             }
             if split.wholeBatch {
                 // dU over every tile, rows split among the workers and folded by the worker
@@ -311,37 +308,47 @@ extension Conv2D {
                     guard t < threads else { return }
                     let rows = partition(cin, parts: threads, index: t)
                     guard !rows.isEmpty else { return }
-                    for xi in 0 ..< points {
-                        gemm(transA: true, m: rows.count, n: tiles, k: cout, a: u + xi * ldu + rows.lowerBound, lda: points * ldu,
-                             b: m + xi * cout * tiles, ldb: tiles, c: v + (xi * cin + rows.lowerBound) * tiles, ldc: tiles)
-                    }
-                    let scratch = ctx.scratch(t, .winogradTransform, plan.scratchCount(images: n))
-                    plan.transformInputGradient(v, channels: cin, rows: rows, ldv: tiles, dx: dx, chanStride: chanStride, n0: 0, count: n,
-                                                scratch: scratch)
+                    inputGradient(plan, rows: rows, m: m, v: v, tiles: tiles, dx: dx, chanStride: chanStride, n0: 0, count: n,
+                                  scratch: ctx.scratch(t, .winogradTransform, plan.scratchCount(images: n)))
                 }
             }
         } else {
             forEachWinogradChunk(x, plan, split, ctx, start: { t in
                 ctx.scratch(t, .weightGradient, uCount).update(repeating: 0, count: uCount)
             }) { c in
-                let du = ctx.scratch(c.thread, .weightGradient, uCount)
                 plan.transformOutputGradient(dy.data, cout: cout, ld: ld, n0: c.n0, count: c.count, dm: c.m, ldm: c.tiles, scratch: c.scratch)
-                // dU[ξ] += dM[ξ] · V[ξ]ᵀ, then dV[ξ] = U[ξ]ᵀ · dM[ξ] over V and dX from dV.
-                for xi in 0 ..< points {
-                    gemm(transB: true, m: cout, n: cin, k: c.tiles, a: c.m + xi * cout * c.tiles, lda: c.tiles, b: c.v + xi * cin * c.tiles,
-                         ldb: c.tiles, beta: 1, c: du + xi * ldu, ldc: points * ldu)
-                }
+                weightGradientGEMMs(plan, m: c.m, v: c.v, ld: c.tiles, tiles: c.tiles, beta: 1, du: ctx.scratch(c.thread, .weightGradient, uCount))
                 guard let dx else { return }
-                for xi in 0 ..< points {
-                    gemm(transA: true, m: cin, n: c.tiles, k: cout, a: u + xi * ldu, lda: points * ldu, b: c.m + xi * cout * c.tiles,
-                         ldb: c.tiles, c: c.v + xi * cin * c.tiles, ldc: c.tiles)
-                }
-                plan.transformInputGradient(c.v, channels: cin, rows: 0 ..< cin, ldv: c.tiles, dx: dx, chanStride: chanStride, n0: c.n0,
-                                            count: c.count, scratch: c.scratch)
+                inputGradient(plan, rows: 0 ..< cin, m: c.m, v: c.v, tiles: c.tiles, dx: dx, chanStride: chanStride, n0: c.n0,
+                              count: c.count, scratch: c.scratch)
             }
             foldWeightGradientPartials(plan, threads: threads, ctx)
         }
         accumulateBiasGradient(dy, ctx)
+    }
+
+    /// dU[ξ] = β·dU[ξ] + dM[ξ] · V[ξ]ᵀ over `tiles` columns of M and V (rows of length `ld`).
+    private func weightGradientGEMMs(_ plan: WinogradPlan, m: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int, tiles: Int,
+                                     beta: Float, du: UnsafeMutablePointer<Float>) {
+        let cin = inChannels, cout = outChannels, points = plan.points, ldu = winogradWeightStride(cin)
+        for xi in 0 ..< points {
+            gemm(transB: true, m: cout, n: cin, k: tiles, a: m + xi * cout * ld, lda: ld, b: v + xi * cin * ld, ldb: ld, beta: beta,
+                 c: du + xi * ldu, ldc: points * ldu)
+        }
+    }
+
+    /// dV[ξ] = U[ξ]ᵀ · dM[ξ] for input channels `rows` over `tiles` columns (rows of length
+    /// `tiles`), written over V, then those channels of dX for images n0..<n0+count.
+    private func inputGradient(_ plan: WinogradPlan, rows: Range<Int>, m: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>,
+                               tiles: Int, dx: UnsafeMutablePointer<Float>, chanStride: Int, n0: Int, count: Int,
+                               scratch: UnsafeMutablePointer<Float>) {
+        let cin = inChannels, cout = outChannels, points = plan.points, ldu = winogradWeightStride(cin), u = transformedWeight.ptr
+        for xi in 0 ..< points {
+            gemm(transA: true, m: rows.count, n: tiles, k: cout, a: u + xi * ldu + rows.lowerBound, lda: points * ldu,
+                 b: m + xi * cout * tiles, ldb: tiles, c: v + (xi * cin + rows.lowerBound) * tiles, ldc: tiles)
+        }
+        plan.transformInputGradient(v, channels: cin, rows: rows, ldv: tiles, dx: dx, chanStride: chanStride, n0: n0, count: count,
+                                    scratch: scratch)
     }
 
     /// Adds the workers' partial dU (their `.weightGradient` scratch) in worker order for every
