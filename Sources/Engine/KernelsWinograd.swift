@@ -188,8 +188,8 @@ public enum WinogradKernels {
     }
 
     /// Y for images n0..<n0+count and output channels `rows` (of `cout`) from M (laid out like V,
-    /// rows of length `ldm`): Y = Aᵀ M A per tile, cropped to the plane, plus the channel's bias if any.
-    /// y has channel stride `ld` (N·H·W) and image stride H·W.
+    /// rows of length `ldm`): Y = Aᵀ M A per tile, cropped to the plane, plus the channel's bias
+    /// if any. y has channel stride `ld` (N·H·W) and image stride H·W.
     @inline(never)
     public static func transformOutput(_ m: UnsafePointer<Float>, cout: Int, rows: Range<Int>, ldm: Int, _ g: WinogradTiling,
                                        bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ld: Int,
